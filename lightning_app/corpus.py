@@ -1,0 +1,78 @@
+"""Reading a text corpus: the ``.txt`` files of a folder, cleaned of Project Gutenberg boilerplate.
+
+Cleaning drops a byte-order mark, turns CRLF (and lone CR) into LF, and keeps only the text
+between a Gutenberg START and END marker when the file has them; files without markers are
+kept whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# The marker lines wrap onto a second line in older editions, hence [^*]* (it spans newlines).
+_START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK[^*]*\*\*\*[^\n]*\n", re.M | re.I)
+_END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK", re.M | re.I)
+# Older editions close the text itself with "End of Project Gutenberg's <title>, by <author>"
+# or "End of the Project Gutenberg EBook of <title>" just before the END marker.
+_END_LINE = re.compile(r"^End of (?:the )?Project Gutenberg[^\n]*\Z", re.M | re.I)
+
+EMBEDDED_CORPUS_NAME = "the embedded default corpus (Python's pydoc_data.topics)"
+
+
+def normalize(text: str) -> str:
+    """Drop byte-order marks and turn CRLF and lone CR line endings into LF."""
+    return text.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def strip_gutenberg(text: str) -> str:
+    """Keep the book between Gutenberg's START and END markers (the whole text if it has none)."""
+    text = normalize(text)
+    start = _START.search(text)
+    if start:
+        text = text[start.end() :]
+    end = _END.search(text)
+    if end:
+        text = text[: end.start()]
+        text = _END_LINE.sub("", text.rstrip())
+    return text.lstrip("\n").rstrip() + "\n" if (start or end) else text
+
+
+def text_files(data_dir: Path) -> list[Path]:
+    """Every ``.txt`` file under ``data_dir``, in a deterministic (sorted) order."""
+    return sorted(p for p in data_dir.rglob("*.txt") if p.is_file())
+
+
+def read_document(path: Path) -> str:
+    """One cleaned document. Bytes that are not UTF-8 become U+FFFD, with a warning naming the file."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        log.warning("%s is not valid UTF-8 (byte %d); invalid bytes are replaced by U+FFFD.", path, err.start)
+        text = raw.decode("utf-8", errors="replace")
+    return strip_gutenberg(text)
+
+
+def embedded_corpus() -> str:
+    """About 465 KB of English reference text that every Python install carries."""
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
+
+
+def iter_documents(data_dir: Path | None) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, cleaned text)`` for each non-empty document; the embedded corpus if ``data_dir`` is None."""
+    if data_dir is None:
+        yield EMBEDDED_CORPUS_NAME, embedded_corpus()
+        return
+    for path in text_files(data_dir):
+        text = read_document(path)
+        if not text.strip():
+            log.warning("Skipping %s: it holds no text.", path)
+            continue
+        yield str(path), text

@@ -1,0 +1,154 @@
+"""TinyDecoderLM: a compact decoder-only Transformer in plain PyTorch (no Lightning here).
+
+Read top-down: positions, attention, feed-forward, block, then the whole model. Shapes use
+B = batch, T = time (tokens), C = channels (dim), H = heads, D = head dim, V = vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SinusoidalPositions(nn.Module):
+    """The fixed sin/cos position code of "Attention Is All You Need", added to token embeddings."""
+
+    def __init__(self, dim: int, context_len: int) -> None:
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
+        position = torch.arange(context_len).unsqueeze(1)  # (T, 1)
+        freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))  # (C/2,)
+        table = torch.zeros(context_len, dim)
+        table[:, 0::2] = torch.sin(position * freq)
+        table[:, 1::2] = torch.cos(position * freq)
+        self.register_buffer("table", table, persistent=False)  # (T, C), rebuilt from the config
+
+    def forward(self, start: int, length: int) -> torch.Tensor:
+        return self.table[start : start + length]  # (T, C)
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, so each new token costs one position."""
+
+    def __init__(self, depth: int, batch: int, heads: int, context_len: int, head_dim: int, like: torch.Tensor) -> None:
+        shape = (batch, heads, context_len, head_dim)
+        self.keys = [like.new_zeros(shape) for _ in range(depth)]
+        self.values = [like.new_zeros(shape) for _ in range(depth)]
+        self.length = 0  # positions filled
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v (B, H, T_new, D) after the filled part; return keys/values of all positions so far."""
+        end = self.length + k.size(2)
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        # Without a cache (training) or when filling an empty one (prompt), attention is plainly causal.
+        # One new token against a filled cache may see every cached position: no mask needed.
+        causal = cache is None or cache.length == 0
+        if cache is not None:
+            if not causal and T != 1:
+                raise ValueError("A filled KV cache takes one token at a time.")
+            k, v = cache.update(layer, k, v)  # (B, H, T_past + T, D)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)  # (B, H, T, D)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class GEGLU(nn.Module):
+    """Feed-forward with a GELU-gated linear unit: W_out(gelu(x W_gate) * x W_up)."""
+
+    def __init__(self, dim: int, dropout: float) -> None:
+        super().__init__()
+        hidden = 4 * dim
+        self.up = nn.Linear(dim, 2 * hidden, bias=False)  # value and gate in one matmul
+        self.down = nn.Linear(hidden, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.up(x).chunk(2, dim=-1)  # 2 x (B, T, 4C)
+        return self.dropout(self.down(value * F.gelu(gate)))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attn_norm = nn.RMSNorm(dim)
+        self.attn = CausalSelfAttention(dim, heads, dropout)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.ffn_norm = nn.RMSNorm(dim)
+        self.ffn = GEGLU(dim, dropout)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn_dropout(self.attn(self.attn_norm(x), cache, layer))
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class TinyDecoderLM(nn.Module):
+    """Token embedding + sinusoidal positions, ``depth`` blocks, final RMSNorm and a linear head."""
+
+    def __init__(
+        self, vocab_size: int, dim: int = 256, depth: int = 6, heads: int = 8, context_len: int = 256, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("dim", dim), ("depth", depth), ("heads", heads), ("context_len", context_len)):
+            if value <= 0:
+                raise ValueError(f"model.{name} must be a positive integer, got {value}.")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}.")
+        self.context_len = context_len
+        self.depth, self.heads, self.head_dim = depth, heads, dim // heads
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.positions = SinusoidalPositions(dim, context_len)
+        self.embed_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
+        self.norm = nn.RMSNorm(dim)
+        self.head = nn.Linear(dim, vocab_size, bias=False)
+        self.apply(self._init_weights)
+        # Residual projections start small so that deep stacks begin close to the identity (GPT-2).
+        for name, param in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "ffn.down.weight")):
+                nn.init.normal_(param, std=0.02 / math.sqrt(2 * depth))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Next-token logits (B, T, V) for token ids ``idx`` (B, T); with a cache, ``idx`` follows the cached tokens."""
+        start = cache.length if cache is not None else 0
+        T = idx.size(1)
+        if start + T > self.context_len:
+            raise ValueError(f"{start + T} tokens exceed the model's context of {self.context_len}.")
+        x = self.embed_dropout(self.embed(idx) + self.positions(start, T))  # (B, T, C)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length += T
+        return self.head(self.norm(x))  # (B, T, V)
+
+    def new_cache(self, batch: int = 1) -> KVCache:
+        """An empty KV cache for ``batch`` sequences, on this model's device and dtype."""
+        like = self.head.weight
+        return KVCache(self.depth, batch, self.heads, self.context_len, self.head_dim, like)

@@ -1,0 +1,76 @@
+"""Autoregressive sampling with temperature, top-k and nucleus (top-p), with or without a KV cache.
+
+One implementation serves the after-fit sample and the ``generate`` subcommand.
+
+Past the context length the window slides in jumps: once it is full, it restarts from its last
+``context_len // 2`` tokens. With absolute (sinusoidal) positions every cached key depends on
+its position, so a window that moved one token per step would have to be recomputed in full at
+every step; jumping by half a context keeps the cost at one position per token (plus one short
+refill every ``context_len // 2`` tokens) while the model always sees at least half a context.
+The cached and uncached paths follow the same windows, so they give the same tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .model import TinyDecoderLM
+
+
+def next_token(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Pick one token id per row of ``logits`` (B, V); temperature 0 means greedy. Returns (B, 1)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits.float() / temperature
+    if 0 < top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass (the first always stays).
+        drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= top_p
+        logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@torch.inference_mode()
+def generate(
+    model: TinyDecoderLM,
+    prompt: torch.Tensor,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Extend ``prompt`` (B, T0) by ``length`` sampled tokens; returns (B, T0 + length)."""
+    if prompt.size(1) == 0:
+        raise ValueError("The prompt must hold at least one token.")
+    was_training = model.training
+    model.eval()
+    context, keep = model.context_len, max(1, model.context_len // 2)
+    ids = prompt
+    start = max(0, ids.size(1) - context)  # a prompt longer than the context keeps its tail
+    cache = model.new_cache(ids.size(0)) if use_cache else None
+    logits = model(ids[:, start:], cache)[:, -1]  # (B, V)
+    for step in range(length):
+        token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+        ids = torch.cat([ids, token], dim=1)
+        if step == length - 1:
+            break
+        if ids.size(1) - start > context:  # the window is full: restart it from its last `keep` tokens
+            start = ids.size(1) - keep
+            if cache is not None:
+                cache.length = 0
+            logits = model(ids[:, start:], cache)[:, -1]
+        elif cache is not None:
+            logits = model(token, cache)[:, -1]
+        else:
+            logits = model(ids[:, start:])[:, -1]
+    model.train(was_training)
+    return ids

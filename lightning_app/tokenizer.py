@@ -1,0 +1,113 @@
+"""Tokenizers: text <-> token ids, plus how many characters each token stands for.
+
+Token ids are numpy arrays of the smallest unsigned dtype that holds the vocabulary, never
+Python lists of ints, so a 100 MB corpus costs 100-200 MB, not gigabytes.
+
+``chars_per_token`` is what lets bits-per-character be true BPC for every tokenizer: a byte
+token counts one character if it starts a UTF-8 sequence and zero if it continues one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import numpy as np
+
+
+def ids_dtype(vocab_size: int) -> np.dtype:
+    """Smallest unsigned integer dtype that can hold ids below ``vocab_size``."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if vocab_size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise ValueError(f"A vocabulary of {vocab_size} tokens is too large.")
+
+
+class Tokenizer(Protocol):
+    kind: str
+    vocab_size: int
+
+    def encode(self, text: str) -> np.ndarray: ...
+
+    def decode(self, ids: Iterable[int]) -> str: ...
+
+    def chars_per_token(self) -> np.ndarray: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class ByteTokenizer:
+    """Raw UTF-8 bytes: a fixed vocabulary of 256 tokens that can encode any text."""
+
+    kind = "byte"
+    vocab_size = 256
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+    def decode(self, ids: Iterable[int]) -> str:
+        # A sample can stop in the middle of a multi-byte character: show U+FFFD, never raise.
+        return bytes(int(i) for i in ids).decode("utf-8", errors="replace")
+
+    def chars_per_token(self) -> np.ndarray:
+        # UTF-8 continuation bytes are 0b10xxxxxx (0x80-0xBF); every other byte starts a character.
+        counts = np.ones(256, dtype=np.int64)
+        counts[0x80:0xC0] = 0
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class CharTokenizer:
+    """One token per Unicode character, the vocabulary learned (sorted) from the corpus."""
+
+    kind = "char"
+
+    def __init__(self, chars: str) -> None:
+        if len(set(chars)) != len(chars):
+            raise ValueError("A char vocabulary must not repeat characters.")
+        self.chars = "".join(sorted(chars))
+        self.vocab_size = len(self.chars)
+        self._codepoints = np.array([ord(c) for c in self.chars], dtype=np.uint32)
+        self._dtype = ids_dtype(self.vocab_size)
+
+    @classmethod
+    def fit(cls, texts: Iterable[str]) -> CharTokenizer:
+        """Learn the vocabulary: every distinct character of ``texts``."""
+        seen: set[str] = set()
+        for text in texts:
+            seen.update(text)
+        return cls("".join(seen))
+
+    def encode(self, text: str) -> np.ndarray:
+        codepoints = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        ids = np.searchsorted(self._codepoints, codepoints)
+        ids = np.minimum(ids, self.vocab_size - 1)
+        unknown = self._codepoints[ids] != codepoints
+        if unknown.any():
+            missing = "".join(sorted({chr(c) for c in codepoints[unknown]}))
+            raise ValueError(
+                f"The text holds characters outside the char vocabulary: {missing!r}; "
+                "use only characters seen in training, or train with data.vocab byte."
+            )
+        return ids.astype(self._dtype)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return "".join(self.chars[int(i)] for i in ids)
+
+    def chars_per_token(self) -> np.ndarray:
+        return np.ones(self.vocab_size, dtype=np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "chars": self.chars}
+
+
+def tokenizer_from_dict(meta: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from ``to_dict()`` output (as stored in checkpoints)."""
+    kind = meta.get("kind")
+    if kind == "byte":
+        return ByteTokenizer()
+    if kind == "char":
+        return CharTokenizer(meta["chars"])
+    raise ValueError(f"Unknown tokenizer kind {kind!r} in tokenizer metadata; expected 'byte' or 'char'.")

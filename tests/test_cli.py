@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lightning_app.cli import main
+from lightning_app.language_model import LanguageModel
+
+TINY = [
+    "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
+    "--trainer.max_steps=6", "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false", "--sample.length=40",
+]  # fmt: skip
+
+
+def fit(*args: str) -> None:
+    main(["fit", *TINY, *args])
+
+
+def test_fit_writes_checkpoint_with_tokenizer_and_prints_sample(text_dir: Path, capsys):
+    fit(f"--data.data_dir={text_dir}", "--data.vocab=char", "--sample.prompt=It was")
+    out = capsys.readouterr().out
+    assert "--- sample" in out and "It was" in out
+    ckpt = torch.load("checkpoints/model.ckpt", weights_only=True)
+    assert ckpt["tokenizer"]["kind"] == "char" and "I" in ckpt["tokenizer"]["chars"]
+    assert Path("checkpoints/last.ckpt").is_file()
+    metrics = Path("lightning_logs/version_0/metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train_loss", "train_bpc", "val_loss", "val_bpc"} <= set(metrics)
+
+
+def test_checkpoint_loads_without_arguments(text_dir: Path):
+    fit(f"--data.data_dir={text_dir}", "--sample.length=0")
+    model = LanguageModel.load_from_checkpoint("checkpoints/model.ckpt")
+    assert model.tokenizer.kind == "byte" and model.model.context_len == 32
+    assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 256)
+
+
+def test_print_config_round_trip(text_dir: Path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--print_config"])
+    assert exit_.value.code == 0
+    printed = capsys.readouterr().out
+    Path("run.yaml").write_text(printed)
+    with pytest.raises(SystemExit):
+        main(["fit", "--config=run.yaml", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(printed)
+    config = yaml.safe_load(printed)
+    assert config["model"]["context_len"] == 32 if "context_len" in config["model"] else True
+    assert config["checkpoint"]["filename"] == "model" and config["trainer"]["gradient_clip_val"] == 1.0
+
+
+def test_defaults_are_the_seed_trainers(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["data"] | {"data_dir": None} == config["data"]
+    assert (config["data"]["vocab"], config["data"]["context_len"], config["data"]["batch_size"]) == ("byte", 256, 32)
+    assert (config["data"]["stride"], config["data"]["val_fraction"], config["data"]["download_gutenberg"]) == (None, 0.1, False)
+    model = config["model"]
+    assert (model["dim"], model["depth"], model["heads"], model["dropout"]) == (256, 6, 8, 0.0)
+    assert (model["lr"], model["weight_decay"]) == (3e-4, 0.01)
+    assert (config["trainer"]["max_epochs"], config["trainer"]["gradient_clip_val"]) == (2, 1.0)
+    assert config["checkpoint"]["dirpath"] == "checkpoints" and config["checkpoint"]["monitor"] == "val_bpc"
+    assert config["sample"] == {"length": 200, "prompt": "The", "temperature": 1.0, "top_k": 0, "top_p": 1.0}
+
+
+def test_config_files_parse(capsys):
+    repo = Path(__file__).resolve().parents[1]
+    for config in sorted((repo / "configs").glob("*.yaml")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["fit", f"--config={config}", "--print_config"])
+        assert exit_.value.code == 0, config.name
+
+
+def test_user_error_is_one_line_and_nonzero(tmp_path: Path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        fit(f"--data.data_dir={tmp_path / 'missing'}")
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: data.data_dir") and "\n" not in err

@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightning_app.datamodule import LMSequenceDataset, TextDataModule
+
+
+@pytest.mark.parametrize(("n", "context", "stride", "expected"), [(11, 4, 4, 2), (11, 4, 1, 7), (10, 4, 2, 3), (5, 4, 4, 1)])
+def test_window_count(n, context, stride, expected):
+    assert len(LMSequenceDataset(np.arange(n), context, stride)) == expected
+
+
+def test_windows_shift_targets_by_one_and_follow_stride():
+    data = LMSequenceDataset(np.arange(20, dtype=np.uint16), context_len=4, stride=3)
+    x, y = data[2]
+    assert x.tolist() == [6, 7, 8, 9] and y.tolist() == [7, 8, 9, 10] and x.dtype == torch.int64
+    xb, yb = data.__getitems__([0, 2])
+    assert xb.shape == (2, 4) and torch.equal(xb[1], x) and torch.equal(yb[1], y)
+
+
+def test_too_few_tokens_for_a_window():
+    with pytest.raises(ValueError, match="cannot fill one window"):
+        LMSequenceDataset(np.arange(4), context_len=4, stride=1)
+
+
+def test_split_is_contiguous_and_val_is_the_tail(text_dir: Path):
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, val_fraction=0.1)
+    dm.prepare_data()
+    dm.setup("fit")
+    tokens = np.asarray(dm.corpus.tokens)
+    n_val = int(len(tokens) * 0.1)
+    assert np.array_equal(np.asarray(dm.train_set.tokens), tokens[:-n_val])
+    assert np.array_equal(np.asarray(dm.val_set.tokens), tokens[-n_val:])
+    assert dm.val_set.stride == 16
+
+
+def test_char_vocab_and_batches(text_dir: Path):
+    dm = TextDataModule(data_dir=str(text_dir), vocab="char", context_len=16, stride=8, batch_size=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 16) and y.shape == (4, 16)
+    assert int(x.max()) < dm.tokenizer.vocab_size < 100
+
+
+def test_default_is_the_embedded_corpus_when_data_is_absent(caplog):
+    dm = TextDataModule()
+    assert dm.data_dir is None
+    with caplog.at_level("INFO"):
+        dm.prepare_data()
+    assert "embedded default corpus" in caplog.text
+
+
+def test_default_uses_dot_data_when_it_holds_text():
+    Path("data").mkdir()
+    (Path("data") / "x.txt").write_text("hello")
+    assert TextDataModule().data_dir == Path("data")
+
+
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir()])
+def test_named_folder_that_is_missing_or_empty_is_an_error(tmp_path: Path, make):
+    folder = tmp_path / "nope"
+    make(folder)
+    with pytest.raises(FileNotFoundError, match="data.data_dir"):
+        TextDataModule(data_dir=str(folder))
+
+
+@pytest.mark.parametrize(("key", "value"), [("context_len", 0), ("batch_size", -1), ("val_fraction", 1.0), ("stride", -2)])
+def test_bad_values_are_clear_errors(key, value):
+    with pytest.raises(ValueError, match=f"data.{key}"):
+        TextDataModule(**{key: value})
+
+
+def test_corpus_too_small_says_how_many_tokens(tmp_path: Path):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "t.txt").write_text("short text")
+    dm = TextDataModule(data_dir=str(tmp_path / "tiny"), context_len=64)
+    dm.prepare_data()
+    with pytest.raises(ValueError, match=r"The corpus has 10 tokens.*context_len \+ 1 = 65"):
+        dm.setup("fit")
