@@ -7,16 +7,19 @@ import os
 import sys
 import warnings
 
+import jsonargparse
+
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .callbacks import SampleText
+from .callbacks import SampleText, sample_text
 from .datamodule import TextDataModule
 from .language_model import LanguageModel
 
 TRAINER_DEFAULTS = {
     "max_epochs": 2,
     "gradient_clip_val": 1.0,
+    "use_distributed_sampler": False,  # the datamodule shards windows across ranks itself
     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},
 }
 
@@ -52,18 +55,58 @@ def _quiet_console() -> None:
     )
 
 
+def generate(
+    ckpt_path: str,
+    prompt: str = "The",
+    length: int = 200,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    num_samples: int = 1,
+    device: str = "cpu",
+) -> None:
+    """Write text with a trained model: prints the prompt and its continuation to standard output.
+
+    Args:
+        ckpt_path: Checkpoint written by `ctt fit` (e.g. checkpoints/model.ckpt); it holds the tokenizer and model sizes.
+        prompt: Text to continue (a prompt longer than the context keeps its tail).
+        length: Tokens to generate.
+        temperature: Softmax temperature (0 is greedy).
+        top_k: Keep only the k most likely tokens (0 = off).
+        top_p: Keep the smallest set of tokens holding this much probability (1.0 = off).
+        seed: Random seed; the same seed gives the same text.
+        num_samples: Continuations to write, separated by a blank line.
+        device: Torch device to run on (cpu, cuda, cuda:1, ...).
+    """
+    if length < 0 or temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or num_samples < 1:
+        raise ValueError("--length, --temperature and --top_k must be >= 0, --top_p in (0, 1] and --num_samples >= 1.")
+    lm = LanguageModel.from_checkpoint(ckpt_path, map_location=device)
+    texts = sample_text(lm.model, lm.tokenizer, prompt, length, temperature, top_k, top_p, seed, num_samples)
+    print("\n\n".join(texts), flush=True)
+
+
+def _run(args: list[str]) -> None:
+    if args[:1] == ["generate"]:
+        jsonargparse.CLI(generate, args=args[1:], as_positional=False, prog="ctt generate")
+        return
+    TrainerCLI(
+        LanguageModel,
+        TextDataModule,
+        trainer_defaults=TRAINER_DEFAULTS,
+        seed_everything_default=1337,
+        args=args,
+        auto_configure_optimizers=False,
+    )
+
+
 def main(args: list[str] | None = None) -> None:
+    """`ctt fit|validate|test|predict ...` (LightningCLI) and `ctt generate ...`."""
     _quiet_console()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Logs go to standard error, so that `ctt generate` writes only the text to standard output.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        TrainerCLI(
-            LanguageModel,
-            TextDataModule,
-            trainer_defaults=TRAINER_DEFAULTS,
-            seed_everything_default=1337,
-            args=args,
-            auto_configure_optimizers=False,
-        )
+        _run(sys.argv[1:] if args is None else args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         if os.environ.get("CTT_DEBUG"):
             raise

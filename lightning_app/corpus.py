@@ -15,7 +15,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # The marker lines wrap onto a second line in older editions, hence [^*]* (it spans newlines).
-_START = re.compile(r"^\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK[^*]*\*\*\*[^\n]*\n", re.M | re.I)
+START_MARKER = r"\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK"
+_START = re.compile(rf"^{START_MARKER}[^*]*\*\*\*[^\n]*\n", re.M | re.I)
 _END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK", re.M | re.I)
 # Older editions close the text itself with "End of Project Gutenberg's <title>, by <author>"
 # or "End of the Project Gutenberg EBook of <title>" just before the END marker.

@@ -8,15 +8,18 @@ so no window straddles both splits.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
+from .gutenberg import DEFAULT_IDS, DEFAULT_MIRROR, download_books
 from .token_cache import TokenizedCorpus, load_or_build
 from .tokenizer import Tokenizer
 
@@ -52,11 +55,41 @@ def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Te
     return batch  # LMSequenceDataset.__getitems__ returns whole batches
 
 
+class ResumableDataLoader(DataLoader):
+    """A DataLoader that remembers how many batches of the epoch it served, so a resumed run skips them.
+
+    Lightning saves ``state_dict()`` in every checkpoint and calls ``load_state_dict()`` on resume;
+    with a sampler seeded by (seed, epoch) the skipped batches are exactly those already trained on.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._served = 0
+        self._to_skip = 0
+
+    def __iter__(self):
+        batches = super().__iter__()
+        self._served, self._to_skip = self._to_skip, 0
+        for _ in range(self._served):
+            next(batches)
+        for batch in batches:
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"batches_served": self._served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._to_skip = state["batches_served"]
+
+
 class TextDataModule(LightningDataModule):
     def __init__(
         self,
         data_dir: str | None = None,
         download_gutenberg: bool = False,
+        gutenberg_ids: list[int] = DEFAULT_IDS,
+        gutenberg_mirror: str = DEFAULT_MIRROR,
         vocab: Literal["byte", "char"] = "byte",
         context_len: int = 256,
         stride: int | None = None,
@@ -69,7 +102,9 @@ class TextDataModule(LightningDataModule):
 
         Args:
             data_dir: Folder of .txt files (read recursively, sorted). Default: ./data if it holds text, else the embedded corpus.
-            download_gutenberg: Download a small Project Gutenberg bundle into data_dir (./data by default) first.
+            download_gutenberg: Download Project Gutenberg books into data_dir (./data by default) first; books already there are kept.
+            gutenberg_ids: Ebook numbers to download (Pride and Prejudice, Frankenstein, Alice, Moby-Dick, A Tale of Two Cities).
+            gutenberg_mirror: Base URL of the Gutenberg site or a mirror; book N is {mirror}/cache/epub/N/pgN.txt.
             vocab: Tokenizer: byte (fixed 256 UTF-8 bytes) or char (characters learned from the corpus).
             context_len: Tokens per training window; also the model's maximum sequence length.
             stride: Step between training windows (null: context_len, i.e. non-overlapping).
@@ -88,7 +123,7 @@ class TextDataModule(LightningDataModule):
         self.context_len, self.batch_size, self.num_workers = context_len, batch_size, num_workers
         self.stride = stride or context_len
         self.vocab, self.val_fraction, self.cache_dir = vocab, val_fraction, Path(cache_dir)
-        self.download_gutenberg = download_gutenberg
+        self.download_gutenberg, self.gutenberg_ids, self.gutenberg_mirror = download_gutenberg, list(gutenberg_ids), gutenberg_mirror
         self.data_dir = self._resolve_data_dir(data_dir)
         self.corpus: TokenizedCorpus | None = None
 
@@ -113,6 +148,8 @@ class TextDataModule(LightningDataModule):
         return self.corpus.tokenizer
 
     def prepare_data(self) -> None:
+        if self.download_gutenberg:
+            download_books(self.gutenberg_ids, self.data_dir, self.gutenberg_mirror)
         if self.data_dir is None:
             log.info("No data given (./data holds no .txt files): training on %s.", EMBEDDED_CORPUS_NAME)
         load_or_build(self.data_dir, self.vocab, self.cache_dir)
@@ -133,22 +170,34 @@ class TextDataModule(LightningDataModule):
         # Validation windows never overlap, so every validation token is scored once.
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
 
-    def _loader(self, dataset: LMSequenceDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
+    def _loader(self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader) -> DataLoader:
+        return loader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=_already_batched,
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
 
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        # Each rank draws its own share of a permutation seeded by (seed, epoch): Lightning calls
+        # set_epoch, so the order is the same after a resume, on any number of devices.
+        rank, world = self._rank_and_world()
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
+        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        return self._loader(self.train_set, sampler, ResumableDataLoader)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, shuffle=False)
+        # Every validation window is scored exactly once across ranks (no padding repeats),
+        # and the BPC metric sums over ranks, so val_bpc covers the whole split on every rank.
+        rank, world = self._rank_and_world()
+        return self._loader(self.val_set, range(rank, len(self.val_set), world))
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

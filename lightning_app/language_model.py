@@ -7,6 +7,7 @@ tokenizer stored in a checkpoint, so ``LanguageModel.load_from_checkpoint(path)`
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,6 +19,21 @@ from .model import TinyDecoderLM
 from .tokenizer import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+
+
+class WarmupCosine:
+    """Learning-rate factor per optimizer step: linear warmup, then cosine decay to ``floor`` at step ``total``."""
+
+    def __init__(self, warmup: int, floor: float, total: int | float = 0) -> None:
+        self.warmup, self.floor, self.total = warmup, floor, total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if not self.total:  # not known yet (before training starts): the peak
+            return 1.0
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class LanguageModel(LightningModule):
@@ -92,6 +108,11 @@ class LanguageModel(LightningModule):
         self.log("train_bpc", self.train_bpc, prog_bar=True)
         return loss
 
+    def on_train_start(self) -> None:
+        # Known only now: asking Lightning for the step count in configure_optimizers would build the
+        # train dataloader before a resumed run restores its position in the epoch.
+        self.schedule.total = self.trainer.estimated_stepping_batches
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Lightning validates at epoch ends and every val_check_interval, but not when max_steps ends a run
         # mid-epoch; asking it to stop at the last step makes it validate (and checkpoint) once more.
@@ -116,17 +137,30 @@ class LanguageModel(LightningModule):
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, fused=self.device.type == "cuda")
-        total = max(1, self.trainer.estimated_stepping_batches)
-        warmup, floor = hp.warmup_steps, hp.min_lr / hp.lr
-
-        def lr_factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        self.schedule = WarmupCosine(hp.warmup_steps, hp.min_lr / hp.lr)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> LanguageModel:
+        """Load a trained model for inference, with one clear error for a missing, damaged or foreign file.
+
+        Loads with ``weights_only=True``: a checkpoint holds tensors and plain data, never code.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"The checkpoint {path} does not exist; pass the .ckpt written by `ctt fit`.")
+        try:
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # torch raises many types for a damaged or foreign file
+            raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated or not from ctt.") from None
+        if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint:
+            raise ValueError(f"{path} is not a checkpoint written by `ctt fit`.")
+        hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+        model = cls(**hparams)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
+        return model.to(map_location).eval()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer"] = self.tokenizer.to_dict()
