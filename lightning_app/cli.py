@@ -8,13 +8,15 @@ import sys
 import warnings
 
 import jsonargparse
+import torch
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .callbacks import SampleText, sample_text
+from .callbacks import SampleText, Throughput, sample_text
 from .datamodule import TextDataModule
 from .language_model import LanguageModel
+from .plot import PlotMetrics, plot_command
 
 TRAINER_DEFAULTS = {
     "max_epochs": 2,
@@ -38,6 +40,8 @@ class TrainerCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(SampleText, "sample")
+        parser.add_lightning_class_args(Throughput, "throughput")
+        parser.add_lightning_class_args(PlotMetrics, "plot")
         parser.link_arguments("data.context_len", "model.context_len")
 
 
@@ -90,6 +94,9 @@ def _run(args: list[str]) -> None:
     if args[:1] == ["generate"]:
         jsonargparse.CLI(generate, args=args[1:], as_positional=False, prog="ctt generate")
         return
+    if args[:1] == ["plot"]:
+        jsonargparse.CLI(plot_command, args=args[1:], prog="ctt plot")
+        return
     TrainerCLI(
         LanguageModel,
         TextDataModule,
@@ -101,8 +108,9 @@ def _run(args: list[str]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`ctt fit|validate|test|predict ...` (LightningCLI) and `ctt generate ...`."""
+    """`ctt fit|validate|test|predict ...` (LightningCLI), `ctt generate ...` and `ctt plot RUN_DIR`."""
     _quiet_console()
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls for float32 runs on GPUs that have them
     # Logs go to standard error, so that `ctt generate` writes only the text to standard output.
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:

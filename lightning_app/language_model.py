@@ -48,6 +48,7 @@ class LanguageModel(LightningModule):
         weight_decay: float = 0.01,
         warmup_steps: int = 0,
         min_lr: float = 0.0,
+        compile: bool = False,
     ) -> None:
         """Decoder-only Transformer language model and its optimisation.
 
@@ -61,6 +62,7 @@ class LanguageModel(LightningModule):
             weight_decay: AdamW weight decay (matrices and embeddings only, not norms).
             warmup_steps: Linear learning-rate warmup steps before the cosine decay.
             min_lr: Learning rate that the cosine decay ends at.
+            compile: Compile the network with torch.compile (worth it on GPUs; costs start-up time).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +82,8 @@ class LanguageModel(LightningModule):
         hp = self.hparams
         self.tokenizer = tokenizer
         self.model = TinyDecoderLM(tokenizer.vocab_size, hp.dim, hp.depth, hp.heads, hp.context_len, hp.dropout)
+        if hp.compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay as they are
         chars = torch.from_numpy(tokenizer.chars_per_token())
         self.train_bpc = BitsPerCharacter(chars)
         self.val_bpc = BitsPerCharacter(chars)
@@ -106,6 +110,7 @@ class LanguageModel(LightningModule):
         self.train_bpc(nll, targets)
         self.log("train_loss", loss, prog_bar=True)
         self.log("train_bpc", self.train_bpc, prog_bar=True)
+        self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
 
     def on_train_start(self) -> None:

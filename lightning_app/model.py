@@ -148,6 +148,12 @@ class TinyDecoderLM(nn.Module):
             cache.length += T
         return self.head(self.norm(x))  # (B, T, V)
 
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token at full context: 6 per weight (forward + backward) plus attention scores."""
+        weights = sum(p.numel() for name, p in self.named_parameters() if name != "embed.weight")
+        attention = 12 * self.depth * self.context_len * self.heads * self.head_dim  # QK^T and AV, fwd + bwd
+        return 6 * weights + attention
+
     def new_cache(self, batch: int = 1) -> KVCache:
         """An empty KV cache for ``batch`` sequences, on this model's device and dtype."""
         like = self.head.weight

@@ -38,6 +38,7 @@ def next_token(
 
 
 @torch.inference_mode()
+@torch.compiler.set_stance("force_eager")  # a compiled training model would recompile for every new length
 def generate(
     model: TinyDecoderLM,
     prompt: torch.Tensor,
