@@ -13,39 +13,46 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class SinusoidalPositions(nn.Module):
-    """The fixed sin/cos position code of "Attention Is All You Need", added to token embeddings."""
-
-    def __init__(self, dim: int, context_len: int) -> None:
-        super().__init__()
-        if dim % 2:
-            raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
-        position = torch.arange(context_len).unsqueeze(1)  # (T, 1)
-        freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))  # (C/2,)
-        table = torch.zeros(context_len, dim)
-        table[:, 0::2] = torch.sin(position * freq)
-        table[:, 1::2] = torch.cos(position * freq)
-        self.register_buffer("table", table, persistent=False)  # (T, C), rebuilt from the config
-
-    def forward(self, start: int, length: int) -> torch.Tensor:
-        return self.table[start : start + length]  # (T, C)
+def sinusoidal_positions(dim: int, context_len: int) -> torch.Tensor:
+    """The fixed sin/cos position code of "Attention Is All You Need": a (T_max, C) table added to embeddings."""
+    if dim % 2:
+        raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
+    position = torch.arange(context_len).unsqueeze(1)  # (T_max, 1)
+    freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))  # (C/2,)
+    table = torch.zeros(context_len, dim)
+    table[:, 0::2] = torch.sin(position * freq)
+    table[:, 1::2] = torch.cos(position * freq)
+    return table
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far, so each new token costs one position."""
+    """Keys and values of every layer for the tokens seen so far, so each new token costs one position.
+
+    The tensors never change shape or address and the fill level ``pos`` lives on the device, so
+    a one-token step can be captured once in a CUDA graph and replayed for every token.
+    """
 
     def __init__(self, depth: int, batch: int, heads: int, context_len: int, head_dim: int, like: torch.Tensor) -> None:
         shape = (batch, heads, context_len, head_dim)
         self.keys = [like.new_zeros(shape) for _ in range(depth)]
         self.values = [like.new_zeros(shape) for _ in range(depth)]
-        self.length = 0  # positions filled
+        self.pos = torch.zeros((), dtype=torch.long, device=like.device)  # next position to fill
+        self.slots = torch.arange(context_len, device=like.device).view(1, context_len)  # (1, T_max)
+        self.visible = self.slots <= self.pos  # (1, T_max): the filled slots a new token may attend to
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store k, v (B, H, T_new, D) after the filled part; return keys/values of all positions so far."""
-        end = self.length + k.size(2)
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+    def reset(self) -> None:
+        self.pos.zero_()
+
+    def write_prompt(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Fill positions 0..T-1 (the cache must be empty) with k, v (B, H, T, D)."""
+        self.keys[layer][:, :, : k.size(2)] = k
+        self.values[layer][:, :, : v.size(2)] = v
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store one token's k, v (B, H, 1, D) at ``pos``; return all keys and values (B, H, T_max, D)."""
+        self.keys[layer].index_copy_(2, self.pos.view(1), k)
+        self.values[layer].index_copy_(2, self.pos.view(1), v)
+        return self.keys[layer], self.values[layer]
 
 
 class CausalSelfAttention(nn.Module):
@@ -61,15 +68,15 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
-        # Without a cache (training) or when filling an empty one (prompt), attention is plainly causal.
-        # One new token against a filled cache may see every cached position: no mask needed.
-        causal = cache is None or cache.length == 0
-        if cache is not None:
-            if not causal and T != 1:
-                raise ValueError("A filled KV cache takes one token at a time.")
-            k, v = cache.update(layer, k, v)  # (B, H, T_past + T, D)
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)  # (B, H, T, D)
+        if cache is not None and T == 1:
+            # One new token sees every filled cache slot; the mask hides the empty ones.
+            k, v = cache.append(layer, k, v)  # (B, H, T_max, D)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.visible)
+        else:
+            if cache is not None:
+                cache.write_prompt(layer, k, v)
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)  # (B, H, T, D)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -119,7 +126,8 @@ class TinyDecoderLM(nn.Module):
         self.context_len = context_len
         self.depth, self.heads, self.head_dim = depth, heads, dim // heads
         self.embed = nn.Embedding(vocab_size, dim)
-        self.positions = SinusoidalPositions(dim, context_len)
+        # Rebuilt from the config, so not saved in checkpoints.
+        self.register_buffer("positions", sinusoidal_positions(dim, context_len), persistent=False)
         self.embed_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
         self.norm = nn.RMSNorm(dim)
@@ -136,16 +144,24 @@ class TinyDecoderLM(nn.Module):
             nn.init.normal_(module.weight, std=0.02)
 
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        """Next-token logits (B, T, V) for token ids ``idx`` (B, T); with a cache, ``idx`` follows the cached tokens."""
-        start = cache.length if cache is not None else 0
+        """Next-token logits (B, T, V) for token ids ``idx`` (B, T).
+
+        With a cache: a prompt (T > 1) fills an empty cache; then one token (T = 1) at a time follows it.
+        The caller keeps the total within ``context_len`` (see ``sampling.generate``).
+        """
         T = idx.size(1)
-        if start + T > self.context_len:
-            raise ValueError(f"{start + T} tokens exceed the model's context of {self.context_len}.")
-        x = self.embed_dropout(self.embed(idx) + self.positions(start, T))  # (B, T, C)
+        if T > self.context_len:
+            raise ValueError(f"{T} tokens exceed the model's context of {self.context_len}.")
+        if cache is not None and T == 1:
+            positions = self.positions[cache.pos]  # (C,)
+            torch.le(cache.slots, cache.pos, out=cache.visible)
+        else:
+            positions = self.positions[:T]  # (T, C)
+        x = self.embed_dropout(self.embed(idx) + positions)  # (B, T, C)
         for layer, block in enumerate(self.blocks):
             x = block(x, cache, layer)
         if cache is not None:
-            cache.length += T
+            cache.pos += T
         return self.head(self.norm(x))  # (B, T, V)
 
     def flops_per_token(self) -> float:

@@ -12,9 +12,11 @@ The cached and uncached paths follow the same windows, so they give the same tok
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from .model import TinyDecoderLM
+from .model import KVCache, TinyDecoderLM
 
 
 def next_token(
@@ -35,6 +37,34 @@ def next_token(
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+def _one_token_step(model: TinyDecoderLM, cache: KVCache, batch: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function token (B, 1) -> next logits (B, V) that appends the token to ``cache``.
+
+    On a GPU the step is captured once as a CUDA graph and replayed: a small model's step is a
+    hundred tiny kernels whose launch cost, not their arithmetic, sets the speed.
+    """
+    if cache.pos.device.type != "cuda":
+        return lambda token: model(token, cache)[:, -1]
+    token_in = torch.zeros(batch, 1, dtype=torch.long, device=cache.pos.device)
+    pos = cache.pos.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs require
+        model(token_in, cache)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        logits_out = model(token_in, cache)[:, -1]
+    cache.pos.copy_(pos)  # undo the warm-up and capture steps; their slots are written again before use
+
+    def step(token: torch.Tensor) -> torch.Tensor:
+        token_in.copy_(token)
+        graph.replay()
+        return logits_out
+
+    return step
 
 
 @torch.inference_mode()
@@ -59,18 +89,19 @@ def generate(
     start = max(0, ids.size(1) - context)  # a prompt longer than the context keeps its tail
     cache = model.new_cache(ids.size(0)) if use_cache else None
     logits = model(ids[:, start:], cache)[:, -1]  # (B, V)
-    for step in range(length):
+    step = _one_token_step(model, cache, ids.size(0)) if cache is not None and length > 1 else None
+    for i in range(length):
         token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
         ids = torch.cat([ids, token], dim=1)
-        if step == length - 1:
+        if i == length - 1:
             break
         if ids.size(1) - start > context:  # the window is full: restart it from its last `keep` tokens
             start = ids.size(1) - keep
             if cache is not None:
-                cache.length = 0
+                cache.reset()
             logits = model(ids[:, start:], cache)[:, -1]
-        elif cache is not None:
-            logits = model(token, cache)[:, -1]
+        elif step is not None:
+            logits = step(token)
         else:
             logits = model(ids[:, start:])[:, -1]
     model.train(was_training)

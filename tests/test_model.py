@@ -31,6 +31,7 @@ def test_kv_cache_matches_full_forward():
     full = model(x)
     cache = model.new_cache(2)
     steps = [model(x[:, :5], cache)] + [model(x[:, t : t + 1], cache) for t in range(5, 12)]
+    assert int(cache.pos) == 12
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 
