@@ -77,7 +77,7 @@ def lightning_fit(cfg: dict, data_dir: str) -> tuple[float, float]:
             f"--data.context_len={cfg['context_len']}", f"--data.batch_size={cfg['batch']}", f"--data.cache_dir={logs}/cache",
             f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}",
             "--trainer.devices=1", f"--trainer.max_steps={cfg['steps']}", "--trainer.limit_val_batches=0",
-            f"--checkpoint.dirpath={logs}/ckpt", "--trainer.enable_model_summary=false", "--trainer.enable_progress_bar=false",
+            f"--checkpoint.dirpath={logs}/ckpt", "--trainer.enable_model_summary=false",
             f"--trainer.logger.init_args.save_dir={logs}", "--throughput.window=50", "--sample.length=0",
         ])  # fmt: skip
         rows = list(csv.DictReader(open(next(Path(logs).rglob("metrics.csv")))))

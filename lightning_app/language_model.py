@@ -141,7 +141,9 @@ class LanguageModel(LightningModule):
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, fused=self.device.type == "cuda")
+        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled first.
+        fused = self.device.type == "cuda" and self.trainer.precision != "16-mixed"
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, fused=fused)
         self.schedule = WarmupCosine(hp.warmup_steps, hp.min_lr / hp.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -166,6 +168,18 @@ class LanguageModel(LightningModule):
         model.on_load_checkpoint(checkpoint)
         model.load_state_dict(checkpoint["state_dict"])
         return model.to(map_location).eval()
+
+    def configure_gradient_clipping(
+        self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
+    ) -> None:
+        # Lightning refuses to clip for an optimizer that unscales internally (fused AdamW), even under
+        # bf16, which has no loss scale; the gradients here are the true ones (see configure_optimizers).
+        if not gradient_clip_val:
+            return
+        if gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val, foreach=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer"] = self.tokenizer.to_dict()

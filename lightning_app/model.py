@@ -153,7 +153,7 @@ class TinyDecoderLM(nn.Module):
         if T > self.context_len:
             raise ValueError(f"{T} tokens exceed the model's context of {self.context_len}.")
         if cache is not None and T == 1:
-            positions = self.positions[cache.pos]  # (C,)
+            positions = self.positions.index_select(0, cache.pos.view(1))  # (1, C), no host sync
             torch.le(cache.slots, cache.pos, out=cache.visible)
         else:
             positions = self.positions[:T]  # (T, C)
