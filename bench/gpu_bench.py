@@ -21,9 +21,11 @@ from lightning_app.callbacks import peak_flops  # noqa: E402
 from lightning_app.cli import main  # noqa: E402
 from lightning_app.model import TinyDecoderLM  # noqa: E402
 
+SEED = dict(dim=256, depth=6, heads=8, context_len=256, batch=32, steps=600)
 CONFIGS = {
-    "seed default (256x6, ctx 256, batch 32)": dict(dim=256, depth=6, heads=8, context_len=256, batch=32, steps=600),
-    "GPT-2 small (768x12, ctx 1024, batch 32)": dict(dim=768, depth=12, heads=12, context_len=1024, batch=32, steps=150),
+    "seed default (256x6, ctx 256, batch 32), compile": SEED | dict(mode="default"),
+    "seed default (256x6, ctx 256, batch 32), compile + CUDA graphs": SEED | dict(mode="reduce-overhead"),
+    "GPT-2 small (768x12, ctx 1024, batch 32), compile": dict(dim=768, depth=12, heads=12, context_len=1024, batch=32, steps=150, mode="default"),
 }
 
 
@@ -42,7 +44,7 @@ def measured_matmul_flops() -> float:
 def plain_loop(cfg: dict, steps: int = 200) -> float:
     """ms/step of a minimal compiled bf16 loop: forward, loss, backward, clip, fused AdamW."""
     model = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).cuda()
-    model.compile()
+    model.compile(mode=cfg["mode"])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     data = torch.randint(0, 256, (1_000_000,), device="cuda")
     offsets = torch.arange(cfg["context_len"] + 1, device="cuda")
@@ -75,7 +77,7 @@ def lightning_fit(cfg: dict, data_dir: str) -> tuple[float, float]:
         main([
             "fit", "--config=configs/gpu.yaml", f"--data.data_dir={data_dir}", "--data.vocab=byte",
             f"--data.context_len={cfg['context_len']}", f"--data.batch_size={cfg['batch']}", f"--data.cache_dir={logs}/cache",
-            f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}",
+            f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}", f"--model.compile_mode={cfg['mode']}",
             "--trainer.devices=1", f"--trainer.max_steps={cfg['steps']}", "--trainer.limit_val_batches=0",
             f"--checkpoint.dirpath={logs}/ckpt", "--trainer.enable_model_summary=false",
             f"--trainer.logger.init_args.save_dir={logs}", "--throughput.window=50", "--sample.length=0",
