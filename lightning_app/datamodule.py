@@ -29,30 +29,36 @@ DEFAULT_DATA_DIR = Path("data")
 
 
 class LMSequenceDataset(Dataset):
-    """Windows of ``context_len + 1`` tokens every ``stride`` tokens; item i is (inputs, targets shifted by one)."""
+    """Windows of ``context_len + 1`` tokens every ``stride`` tokens; item i is (inputs, targets shifted by one).
+
+    The loaders serve window indices only; ``windows`` cuts a whole batch in one gather, on the
+    host from the memory-mapped ids or on a GPU from a copy of them kept there.
+    """
 
     def __init__(self, tokens: np.ndarray, context_len: int, stride: int) -> None:
         if len(tokens) < context_len + 1:
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of context_len + 1 = {context_len + 1}.")
         self.tokens, self.context_len, self.stride = tokens, context_len, stride
-        self._offsets = np.arange(context_len + 1)
+        self._on_device: torch.Tensor | None = None  # the ids on the GPU, made on first use
 
     def __len__(self) -> int:
         return (len(self.tokens) - self.context_len - 1) // self.stride + 1
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.__getitems__([index])
+        x, y = self.windows(torch.tensor([index]))
         return x[0], y[0]
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """A whole batch in one gather: (B, T) inputs and (B, T) targets, without a per-sample Python loop."""
-        starts = np.asarray(indices, dtype=np.int64) * self.stride
-        windows = torch.from_numpy(self.tokens[starts[:, None] + self._offsets].astype(np.int64))  # (B, T + 1)
+    def windows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets (B, T) of the windows ``indices`` (B,), cut on the device that holds ``indices``."""
+        if indices.device.type == "cpu":
+            starts = indices.numpy() * self.stride
+            windows = torch.from_numpy(self.tokens[starts[:, None] + np.arange(self.context_len + 1)].astype(np.int64))
+        else:
+            if self._on_device is None or self._on_device.device != indices.device:
+                self._on_device = torch.from_numpy(np.asarray(self.tokens).astype(np.int32)).to(indices.device)
+            offsets = torch.arange(self.context_len + 1, device=indices.device)
+            windows = self._on_device[indices[:, None] * self.stride + offsets].long()  # (B, T + 1)
         return windows[:, :-1], windows[:, 1:]
-
-
-def _already_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    return batch  # LMSequenceDataset.__getitems__ returns whole batches
 
 
 class ResumableDataLoader(DataLoader):
@@ -97,6 +103,7 @@ class TextDataModule(LightningDataModule):
         val_fraction: float = 0.1,
         cache_dir: str = ".ctt_cache",
         num_workers: int = 0,
+        gather_on_device: bool = True,
     ) -> None:
         """Text corpus, tokenizer, train/validation split and batching.
 
@@ -111,7 +118,8 @@ class TextDataModule(LightningDataModule):
             batch_size: Windows per step (per device).
             val_fraction: Share of the token stream, taken from its end, kept for validation.
             cache_dir: Folder for the tokenized-corpus cache.
-            num_workers: DataLoader worker processes (0 gathers batches in the main process).
+            num_workers: DataLoader worker processes (0 is enough: a batch is one gather).
+            gather_on_device: Keep the token ids on the GPU and cut windows there; turn off for corpora too large for its memory.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -121,6 +129,7 @@ class TextDataModule(LightningDataModule):
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
         self.context_len, self.batch_size, self.num_workers = context_len, batch_size, num_workers
+        self.gather_on_device = gather_on_device
         self.stride = stride or context_len
         self.vocab, self.val_fraction, self.cache_dir = vocab, val_fraction, Path(cache_dir)
         self.download_gutenberg, self.gutenberg_ids, self.gutenberg_mirror = download_gutenberg, list(gutenberg_ids), gutenberg_mirror
@@ -171,15 +180,24 @@ class TextDataModule(LightningDataModule):
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
 
     def _loader(self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader) -> DataLoader:
+        """Batches of window indices (B,); the windows themselves are cut in the batch-transfer hooks."""
         return loader(
-            dataset,
+            range(len(dataset)),
             batch_size=self.batch_size,
             sampler=sampler,
-            collate_fn=_already_batched,
             num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=torch.cuda.is_available() and not self.gather_on_device,
             persistent_workers=self.num_workers > 0,
         )
+
+    def _windows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.train_set if self.trainer.training else self.val_set).windows(indices)
+
+    def on_before_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return batch if self.gather_on_device else self._windows(batch)
+
+    def on_after_batch_transfer(self, batch: torch.Tensor | tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._windows(batch) if self.gather_on_device else batch
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ def test_windows_shift_targets_by_one_and_follow_stride():
     data = LMSequenceDataset(np.arange(20, dtype=np.uint16), context_len=4, stride=3)
     x, y = data[2]
     assert x.tolist() == [6, 7, 8, 9] and y.tolist() == [7, 8, 9, 10] and x.dtype == torch.int64
-    xb, yb = data.__getitems__([0, 2])
+    xb, yb = data.windows(torch.tensor([0, 2]))
     assert xb.shape == (2, 4) and torch.equal(xb[1], x) and torch.equal(yb[1], y)
 
 
@@ -36,12 +37,17 @@ def test_split_is_contiguous_and_val_is_the_tail(text_dir: Path):
     assert dm.val_set.stride == 16
 
 
-def test_char_vocab_and_batches(text_dir: Path):
-    dm = TextDataModule(data_dir=str(text_dir), vocab="char", context_len=16, stride=8, batch_size=4)
+@pytest.mark.parametrize("on_device", [True, False])
+def test_char_vocab_and_batches(text_dir: Path, on_device: bool):
+    dm = TextDataModule(data_dir=str(text_dir), vocab="char", context_len=16, stride=8, batch_size=4, gather_on_device=on_device)
+    dm.trainer = SimpleNamespace(training=True, global_rank=0, world_size=1)
     dm.prepare_data()
     dm.setup("fit")
-    x, y = next(iter(dm.train_dataloader()))
+    indices = next(iter(dm.train_dataloader()))
+    assert indices.shape == (4,)
+    x, y = dm.on_after_batch_transfer(dm.on_before_batch_transfer(indices, 0), 0)
     assert x.shape == (4, 16) and y.shape == (4, 16)
+    assert torch.equal(x[0], dm.train_set[int(indices[0])][0])
     assert int(x.max()) < dm.tokenizer.vocab_size < 100
 
 
