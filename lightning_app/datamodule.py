@@ -40,6 +40,7 @@ class LMSequenceDataset(Dataset):
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of context_len + 1 = {context_len + 1}.")
         self.tokens, self.context_len, self.stride = tokens, context_len, stride
         self._on_device: torch.Tensor | None = None  # the ids on the GPU, made on first use
+        self._offsets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return (len(self.tokens) - self.context_len - 1) // self.stride + 1
@@ -56,8 +57,8 @@ class LMSequenceDataset(Dataset):
         else:
             if self._on_device is None or self._on_device.device != indices.device:
                 self._on_device = torch.from_numpy(np.asarray(self.tokens).astype(np.int32)).to(indices.device)
-            offsets = torch.arange(self.context_len + 1, device=indices.device)
-            windows = self._on_device[indices[:, None] * self.stride + offsets].long()  # (B, T + 1)
+                self._offsets = torch.arange(self.context_len + 1, device=indices.device)
+            windows = self._on_device[indices[:, None] * self.stride + self._offsets].long()  # (B, T + 1)
         return windows[:, :-1], windows[:, 1:]
 
 
@@ -186,7 +187,8 @@ class TextDataModule(LightningDataModule):
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available() and not self.gather_on_device,
+            # Pinned batches copy to the GPU without waiting for it, even the small index batches.
+            pin_memory=torch.cuda.is_available(),
             persistent_workers=self.num_workers > 0,
         )
 

@@ -126,6 +126,7 @@ class TinyDecoderLM(nn.Module):
         self.context_len = context_len
         self.depth, self.heads, self.head_dim = depth, heads, dim // heads
         self.embed = nn.Embedding(vocab_size, dim)
+        self.embed_scale = math.sqrt(dim)
         # Rebuilt from the config, so not saved in checkpoints.
         self.register_buffer("positions", sinusoidal_positions(dim, context_len), persistent=False)
         self.embed_dropout = nn.Dropout(dropout)
@@ -157,7 +158,9 @@ class TinyDecoderLM(nn.Module):
             torch.le(cache.slots, cache.pos, out=cache.visible)
         else:
             positions = self.positions[:T]  # (T, C)
-        x = self.embed_dropout(self.embed(idx) + positions)  # (B, T, C)
+        # Token embeddings (initialised small) are scaled by sqrt(C), as in Vaswani et al., so that the
+        # unit-amplitude sinusoids do not drown them: without it a run learns far more slowly.
+        x = self.embed_dropout(self.embed(idx) * self.embed_scale + positions)  # (B, T, C)
         for layer, block in enumerate(self.blocks):
             x = block(x, cache, layer)
         if cache is not None:
