@@ -6,6 +6,7 @@ import time
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.strategies import FSDPStrategy
 
 from .sampling import generate
 from .tokenizer import Tokenizer
@@ -47,6 +48,9 @@ class SampleText(Callback):
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.length == 0 or not trainer.is_global_zero:
+            return
+        if isinstance(trainer.strategy, FSDPStrategy):  # the weights are sharded across processes
+            print("No sample under FSDP: write one with `ctt generate --ckpt_path` on the saved checkpoint.", flush=True)
             return
         (text,) = sample_text(pl_module.model, pl_module.tokenizer, self.prompt, self.length, self.temperature, self.top_k, self.top_p)
         print(f"\n--- sample ({self.length} tokens, temperature {self.temperature}, top_k {self.top_k}) ---\n{text}\n---", flush=True)
@@ -102,13 +106,16 @@ class Throughput(Callback):
             pl_module.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
         self._start, self._start_tokens = now, self.tokens
 
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start = None  # validation time is not training throughput
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        lines = ["--- run summary ---"]
+        lines = [f"--- run summary: fit took {time.perf_counter() - self._fit_start:.0f} s ---"]
         checkpoint = trainer.checkpoint_callback
         if checkpoint is not None and checkpoint.best_model_path:
             lines.append(f"best val_bpc {float(checkpoint.best_model_score):.4f}: {checkpoint.best_model_path}")

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.strategies import FSDPStrategy
 
 from .metrics import BitsPerCharacter
 from .model import TinyDecoderLM
@@ -131,7 +132,10 @@ class LanguageModel(LightningModule):
         if 0 < self.trainer.max_steps <= self.trainer.global_step:
             self.trainer.should_stop = True
 
+    @torch.compiler.set_stance("force_eager")
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        # Eager even when the model is compiled: compiling a second (no-grad) graph, and again for a
+        # shorter last batch, costs more start-up time than it saves over a few validation passes.
         nll, targets = self._nll(batch)
         self.val_bpc.update(nll, targets)
         self.log("val_loss", nll.mean(), batch_size=batch[0].size(0), sync_dist=True)
@@ -148,8 +152,13 @@ class LanguageModel(LightningModule):
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled first.
-        fused = self.device.type == "cuda" and self.trainer.precision != "16-mixed"
+        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled
+        # first, and under FSDP, whose sharded gradients only the strategy can clip.
+        fused = (
+            self.device.type == "cuda"
+            and self.trainer.precision != "16-mixed"
+            and not isinstance(self.trainer.strategy, FSDPStrategy)
+        )
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=(0.9, hp.beta2), fused=fused)
         self.schedule = WarmupCosine(hp.warmup_steps, hp.min_lr / hp.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
@@ -181,9 +190,9 @@ class LanguageModel(LightningModule):
     ) -> None:
         # Lightning refuses to clip for an optimizer that unscales internally (fused AdamW), even under
         # bf16, which has no loss scale; the gradients here are the true ones (see configure_optimizers).
-        if not gradient_clip_val:
-            return
-        if gradient_clip_algorithm == "value":
+        if not (optimizer.defaults.get("fused") and gradient_clip_val):
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+        elif gradient_clip_algorithm == "value":
             torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
         else:
             torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val, foreach=True)
