@@ -7,9 +7,9 @@ DATA=$1
 OUT=${OUT:-/tmp}
 COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 32
   --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 200 --trainer.limit_val_batches 20
-  --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=bench.rank_report.RankReport"
+  --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=tests.probes.RankReport"
 tps() { awk -F, 'NR==1 {for (i = 1; i <= NF; i++) if ($i == "tokens_per_sec") c = i} NR > 1 && $c != "" {v = $c} END {print v}' "$1"; }
-for n in 1 2; do
+for n in ${DEVICES:-1 2}; do
   rm -rf "$OUT/ddp$n" && mkdir -p "$OUT/ddp$n"
   python3 -m lightning_app fit $COMMON --trainer.devices $n --trainer.strategy ddp \
     --trainer.logger.init_args.save_dir "$OUT/ddp$n" --checkpoint.dirpath "$OUT/ddp$n/ckpt" > "$OUT/ddp$n.log" 2>&1
@@ -21,5 +21,6 @@ python3 -m lightning_app fit --config configs/gpu.yaml --data.data_dir "$DATA" -
   --model.dim 2048 --model.depth 16 --model.heads 16 --model.compile false --trainer.devices 2 --trainer.strategy fsdp \
   --trainer.max_steps 30 --trainer.limit_val_batches 5 --sample.length 50 --trainer.enable_model_summary false \
   --trainer.logger.init_args.save_dir "$OUT/fsdp" --checkpoint.dirpath "$OUT/fsdp/ckpt" > "$OUT/fsdp.log" 2>&1
-echo "fsdp (2048 x 16, $(python3 -c 'print(round((16 * 16 * 2048**2 + 2 * 256 * 2048) / 1e6))') M parameters): exit $?"
+status=$?
+echo "fsdp (2048 x 16, about $(( (16 * 16 * 2048 * 2048 + 2 * 256 * 2048) / 1000000 )) M parameters): exit $status"
 grep -E "run summary|best val|throughput|Error" "$OUT/fsdp.log" | head -5

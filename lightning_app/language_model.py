@@ -152,13 +152,8 @@ class LanguageModel(LightningModule):
             {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
         ]
-        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled
-        # first, and under FSDP, whose sharded gradients only the strategy can clip.
-        fused = (
-            self.device.type == "cuda"
-            and self.trainer.precision != "16-mixed"
-            and not isinstance(self.trainer.strategy, FSDPStrategy)
-        )
+        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled first.
+        fused = self.device.type == "cuda" and self.trainer.precision != "16-mixed"
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=(0.9, hp.beta2), fused=fused)
         self.schedule = WarmupCosine(hp.warmup_steps, hp.min_lr / hp.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
@@ -188,14 +183,20 @@ class LanguageModel(LightningModule):
     def configure_gradient_clipping(
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
     ) -> None:
-        # Lightning refuses to clip for an optimizer that unscales internally (fused AdamW), even under
-        # bf16, which has no loss scale; the gradients here are the true ones (see configure_optimizers).
-        if not (optimizer.defaults.get("fused") and gradient_clip_val):
-            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        elif gradient_clip_algorithm == "value":
-            torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+        if not gradient_clip_val:
+            return
+        if isinstance(self.trainer.strategy, FSDPStrategy) and gradient_clip_algorithm != "value":
+            # Lightning's precision plugin cannot norm-clip sharded gradients; FSDP's own method can.
+            self.trainer.strategy.model.clip_grad_norm_(gradient_clip_val)
+        elif optimizer.defaults.get("fused"):
+            # Lightning refuses to clip for an optimizer that unscales internally (fused AdamW), even under
+            # bf16, which has no loss scale; the gradients here are the true ones (see configure_optimizers).
+            if gradient_clip_algorithm == "value":
+                torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val, foreach=True)
         else:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val, foreach=True)
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer"] = self.tokenizer.to_dict()

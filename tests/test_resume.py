@@ -27,7 +27,7 @@ def test_killed_run_resumes_exactly(text_dir: Path, tmp_path: Path):
     straight = ctt(tmp_path / "a", *args)
     assert straight.returncode == 0, straight.stderr
     # The first epoch has more than 13 steps: the kill at step 13 lands mid-epoch, after the step-10 validation and checkpoint.
-    killed = ctt(tmp_path / "b", *args, "--trainer.callbacks+=tests.killer.KillAtStep", "--trainer.callbacks.step=13")
+    killed = ctt(tmp_path / "b", *args, "--trainer.callbacks+=tests.probes.KillAtStep", "--trainer.callbacks.step=13")
     assert killed.returncode == -signal.SIGKILL
     assert torch.load(tmp_path / "b/checkpoints/last.ckpt", weights_only=True)["global_step"] == 10
     resumed = ctt(tmp_path / "b", *args, "--ckpt_path=last")

@@ -1,0 +1,28 @@
+"""Two ranks on one machine (DDP on CPU, gloo): one prepares the data, each trains on its own windows, both agree on val_bpc."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_two_cpu_ranks(text_dir: Path, tmp_path: Path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [
+        "fit", f"--data.data_dir={text_dir}", "--data.context_len=32", "--data.batch_size=8", "--model.dim=32",
+        "--model.depth=1", "--model.heads=2", "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+        "--trainer.max_steps=4", "--trainer.limit_val_batches=3", "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false", "--sample.length=0", "--trainer.callbacks+=tests.probes.RankReport",
+    ]  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "lightning_app", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    batches = dict(re.findall(r"rank (\d): first batch \(8, 32\) sha1 (\w+)", out))
+    assert set(batches) == {"0", "1"} and batches["0"] != batches["1"]
+    val = dict(re.findall(r"rank (\d): val_bpc ([\d.]+)", out))
+    assert set(val) == {"0", "1"} and val["0"] == val["1"]
+    assert out.count("Tokenizing") == 1  # rank 0 built the cache; rank 1 waited and mapped it
+    assert len(list((tmp_path / ".ctt_cache").glob("*.bin"))) == 1 and not list((tmp_path / ".ctt_cache").glob("*.tmp"))
