@@ -9,7 +9,7 @@ COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data
   --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 200 --trainer.limit_val_batches 20
   --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=tests.probes.RankReport"
 tps() { awk -F, 'NR==1 {for (i = 1; i <= NF; i++) if ($i == "tokens_per_sec") c = i} NR > 1 && $c != "" {v = $c} END {print v}' "$1"; }
-for n in ${DEVICES:-1 2}; do
+for n in ${DEVICES-1 2}; do  # DEVICES= (empty) skips to the FSDP run
   rm -rf "$OUT/ddp$n" && mkdir -p "$OUT/ddp$n"
   python3 -m lightning_app fit $COMMON --trainer.devices $n --trainer.strategy ddp \
     --trainer.logger.init_args.save_dir "$OUT/ddp$n" --checkpoint.dirpath "$OUT/ddp$n/ckpt" > "$OUT/ddp$n.log" 2>&1

@@ -75,8 +75,10 @@ class Throughput(Callback):
     """
 
     def __init__(self, window: int = 50) -> None:
-        """Args:
-        window: Steps between throughput measurements.
+        """Training throughput, logged as tokens_per_sec (and mfu), and the end-of-fit summary.
+
+        Args:
+            window: Steps between throughput measurements.
         """
         self.window = window
         self.tokens = 0

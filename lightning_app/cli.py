@@ -90,7 +90,26 @@ def generate(
     print("\n\n".join(texts), flush=True)
 
 
+USAGE = """usage: ctt {fit,validate,test,predict,generate,plot} ... [--debug]
+
+Train a compact GPT-style language model on your own text, read its bits per character, sample from it.
+
+subcommands:
+  fit        train a model (LightningCLI: `ctt fit --help` lists every option with its default)
+  validate   score a checkpoint on the validation split (`--ckpt_path`)
+  test       the same as validate (the project keeps one held-out split)
+  predict    Lightning's predict loop
+  generate   write text with a trained model from its checkpoint (`ctt generate --help`)
+  plot       redraw the BPC plot of a run from its metrics.csv (`ctt plot RUN_DIR`)
+
+--debug (or CTT_DEBUG=1) shows the traceback of an error instead of its one-line message.
+"""
+
+
 def _run(args: list[str]) -> None:
+    if args in ([], ["-h"], ["--help"]):
+        print(USAGE, end="")
+        return
     if args[:1] == ["generate"]:
         jsonargparse.CLI(generate, args=args[1:], as_positional=False, prog="ctt generate")
         return
@@ -108,15 +127,21 @@ def _run(args: list[str]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`ctt fit|validate|test|predict ...` (LightningCLI), `ctt generate ...` and `ctt plot RUN_DIR`."""
+    """`ctt fit|validate|test|predict ...` (LightningCLI), `ctt generate ...` and `ctt plot RUN_DIR`.
+
+    A user mistake ends in one line on standard error and exit status 1; `--debug` (or CTT_DEBUG=1)
+    shows the traceback instead.
+    """
     _quiet_console()
     torch.set_float32_matmul_precision("high")  # TF32 matmuls for float32 runs on GPUs that have them
     # Logs go to standard error, so that `ctt generate` writes only the text to standard output.
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = sys.argv[1:] if args is None else list(args)
+    debug = "--debug" in args or bool(os.environ.get("CTT_DEBUG"))
     try:
-        _run(sys.argv[1:] if args is None else args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
-        if os.environ.get("CTT_DEBUG"):
+        _run([arg for arg in args if arg != "--debug"])
+    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
+        if debug:
             raise
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

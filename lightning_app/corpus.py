@@ -49,8 +49,11 @@ def text_files(data_dir: Path) -> list[Path]:
 
 
 def read_document(path: Path) -> str:
-    """One cleaned document. Bytes that are not UTF-8 become U+FFFD, with a warning naming the file."""
+    """One cleaned document. Bytes that are not UTF-8 become U+FFFD, with a warning naming the file;
+    a binary file (NUL bytes) is refused."""
     raw = path.read_bytes()
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"{path} looks binary (it holds NUL bytes), not text; remove it from data.data_dir.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

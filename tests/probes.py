@@ -28,3 +28,24 @@ class RankReport(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         print(f"rank {trainer.global_rank}: val_bpc {float(trainer.callback_metrics['val_bpc']):.6f}", flush=True)
+
+
+class KillDuringSave(Callback):
+    """SIGKILL in the middle of writing the checkpoint file of step ``step``, after half of its bytes."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        from fsspec.implementations.local import LocalFileOpener
+
+        write = LocalFileOpener.write
+
+        def half_then_die(opener, data):
+            if trainer.global_step >= self.step and len(data) > 1000:
+                write(opener, data[: len(data) // 2])
+                opener.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            return write(opener, data)
+
+        LocalFileOpener.write = half_then_die
