@@ -97,7 +97,8 @@ class TextDataModule(LightningDataModule):
         download_gutenberg: bool = False,
         gutenberg_ids: list[int] = DEFAULT_IDS,
         gutenberg_mirror: str = DEFAULT_MIRROR,
-        vocab: Literal["byte", "char"] = "byte",
+        vocab: Literal["byte", "char", "bpe"] = "byte",
+        bpe_vocab_size: int = 4096,
         context_len: int = 256,
         stride: int | None = None,
         batch_size: int = 32,
@@ -113,7 +114,8 @@ class TextDataModule(LightningDataModule):
             download_gutenberg: Download Project Gutenberg books into data_dir (./data by default) first; books already there are kept.
             gutenberg_ids: Ebook numbers to download (Pride and Prejudice, Frankenstein, Alice, Moby-Dick, A Tale of Two Cities).
             gutenberg_mirror: Base URL of the Gutenberg site or a mirror; book N is {mirror}/cache/epub/N/pgN.txt.
-            vocab: Tokenizer: byte (fixed 256 UTF-8 bytes) or char (characters learned from the corpus).
+            vocab: Tokenizer: byte (fixed 256 UTF-8 bytes), char (characters learned from the corpus) or bpe (byte-level BPE learned from the training split).
+            bpe_vocab_size: Vocabulary size of the byte-level BPE (data.vocab bpe), trained on the training split.
             context_len: Tokens per training window; also the model's maximum sequence length.
             stride: Step between training windows (null: context_len, i.e. non-overlapping).
             batch_size: Windows per step (per device).
@@ -133,6 +135,7 @@ class TextDataModule(LightningDataModule):
         self.gather_on_device = gather_on_device
         self.stride = stride or context_len
         self.vocab, self.val_fraction, self.cache_dir = vocab, val_fraction, Path(cache_dir)
+        self.bpe_vocab_size = bpe_vocab_size
         self.download_gutenberg, self.gutenberg_ids, self.gutenberg_mirror = download_gutenberg, list(gutenberg_ids), gutenberg_mirror
         self.data_dir = self._resolve_data_dir(data_dir)
         self.corpus: TokenizedCorpus | None = None
@@ -162,12 +165,12 @@ class TextDataModule(LightningDataModule):
             download_books(self.gutenberg_ids, self.data_dir, self.gutenberg_mirror)
         if self.data_dir is None:
             log.info("No data given (./data holds no .txt files): training on %s.", EMBEDDED_CORPUS_NAME)
-        load_or_build(self.data_dir, self.vocab, self.cache_dir)
+        load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
 
     def setup(self, stage: str) -> None:
         if self.corpus is not None:
             return
-        self.corpus = load_or_build(self.data_dir, self.vocab, self.cache_dir)
+        self.corpus = load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
         tokens = self.corpus.tokens
         n_val = int(len(tokens) * self.val_fraction)
         needed = self.context_len + 1

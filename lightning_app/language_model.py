@@ -45,6 +45,8 @@ class LanguageModel(LightningModule):
         heads: int = 8,
         dropout: float = 0.0,
         context_len: int = 256,
+        pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal",
+        tie_embeddings: bool = False,
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         beta2: float = 0.999,
@@ -61,6 +63,8 @@ class LanguageModel(LightningModule):
             heads: Attention heads per block.
             dropout: Dropout applied in attention and feed-forward blocks.
             context_len: Maximum sequence length (set from data.context_len).
+            pos_encoding: Positions: sinusoidal (added to the embeddings) or rotary (applied to queries and keys in attention).
+            tie_embeddings: Share the token embedding matrix with the output head.
             lr: AdamW peak learning rate.
             weight_decay: AdamW weight decay (matrices and embeddings only, not norms).
             beta2: AdamW second-moment decay (0.99 suits small batches).
@@ -71,13 +75,17 @@ class LanguageModel(LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        for name, value in (("dim", dim), ("depth", depth), ("heads", heads), ("context_len", context_len)):
-            if value <= 0:
-                raise ValueError(f"model.{name} must be a positive integer, got {value}.")
+        for name, value in (("model.dim", dim), ("model.depth", depth), ("model.heads", heads), ("data.context_len", context_len)):
+            if value <= 0:  # (context_len comes from data.context_len)
+                raise ValueError(f"{name} must be a positive integer, got {value}.")
         if dim % heads:
             raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
-        if dim % 2:
+        if pos_encoding not in ("sinusoidal", "rotary"):
+            raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
+        if pos_encoding == "sinusoidal" and dim % 2:
             raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
+        if pos_encoding == "rotary" and (dim // heads) % 2:
+            raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {dim // heads}.")
         if lr <= 0 or not 0 <= min_lr <= lr:
             raise ValueError(f"model.lr must be positive and model.min_lr in [0, lr], got lr={lr}, min_lr={min_lr}.")
         self.model: TinyDecoderLM | None = None
@@ -86,7 +94,9 @@ class LanguageModel(LightningModule):
     def _build(self, tokenizer: Tokenizer) -> None:
         hp = self.hparams
         self.tokenizer = tokenizer
-        self.model = TinyDecoderLM(tokenizer.vocab_size, hp.dim, hp.depth, hp.heads, hp.context_len, hp.dropout)
+        self.model = TinyDecoderLM(
+            tokenizer.vocab_size, hp.dim, hp.depth, hp.heads, hp.context_len, hp.dropout, hp.pos_encoding, hp.tie_embeddings
+        )
         if hp.compile:
             self.model.compile(mode=hp.compile_mode)  # in place: parameter names (and checkpoints) stay as they are
         chars = torch.from_numpy(tokenizer.chars_per_token())
@@ -115,6 +125,12 @@ class LanguageModel(LightningModule):
         # Logging costs about a millisecond of Python per step, more than a small model's GPU work,
         # and the logger only writes every log_every_n_steps: log those steps only.
         if self.global_step % self.trainer.log_every_n_steps == 0:
+            # Checked here only: reading the loss waits for the GPU, which these steps do anyway.
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"The training loss became {loss.item()} by step {self.global_step}; lower model.lr "
+                    f"(now {self.hparams.lr:g}) or raise model.warmup_steps, then run again."
+                )
             self.train_bpc(nll, targets)
             lr = self.lr_schedulers().get_last_lr()[0]
             self.log_dict({"train_loss": loss, "train_bpc": self.train_bpc}, prog_bar=True)

@@ -7,6 +7,7 @@ B = batch, T = time (tokens), C = channels (dim), H = heads, D = head dim, V = v
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,23 @@ def sinusoidal_positions(dim: int, context_len: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * freq)
     table[:, 1::2] = torch.cos(position * freq)
     return table
+
+
+def rotary_tables(head_dim: int, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """RoPE's cos and sin (T_max, D): position t turns channel pair (i, i + D/2) by t * 10000^(-2i/D)."""
+    if head_dim % 2:
+        raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {head_dim}.")
+    freq = torch.exp(torch.arange(0, head_dim, 2) * (-math.log(10000.0) / head_dim))  # (D/2,)
+    angle = torch.arange(context_len).unsqueeze(1) * freq  # (T_max, D/2)
+    angle = torch.cat([angle, angle], dim=1)  # (T_max, D): both halves of a pair turn by the same angle
+    return angle.cos(), angle.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x (B, H, T, D) by its tokens' rows cos, sin (T, D), so that q.k depends on relative position only."""
+    x1, x2 = x.chunk(2, dim=-1)  # 2 x (B, H, T, D/2)
+    rotated = x * cos + torch.cat([-x2, x1], dim=-1) * sin
+    return rotated.type_as(x)  # the fp32 tables would promote bf16 queries and keys
 
 
 class KVCache:
@@ -58,16 +76,19 @@ class KVCache:
 class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        if rope is not None:
+            # Before caching: a key is rotated once, by its own position, and stored that way.
+            q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
         if cache is not None and T == 1:
             # One new token sees every filled cache slot; the mask hides the empty ones.
             k, v = cache.append(layer, k, v)  # (B, H, T_max, D)
@@ -106,33 +127,54 @@ class Block(nn.Module):
         self.ffn_norm = nn.RMSNorm(dim)
         self.ffn = GEGLU(dim, dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn_dropout(self.attn(self.attn_norm(x), cache, layer))
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = x + self.attn_dropout(self.attn(self.attn_norm(x), rope, cache, layer))
         return x + self.ffn(self.ffn_norm(x))
 
 
 class TinyDecoderLM(nn.Module):
-    """Token embedding + sinusoidal positions, ``depth`` blocks, final RMSNorm and a linear head."""
+    """Token embedding, sinusoidal or rotary positions, ``depth`` blocks, final RMSNorm and a linear head."""
 
     def __init__(
-        self, vocab_size: int, dim: int = 256, depth: int = 6, heads: int = 8, context_len: int = 256, dropout: float = 0.0
+        self,
+        vocab_size: int,
+        dim: int = 256,
+        depth: int = 6,
+        heads: int = 8,
+        context_len: int = 256,
+        dropout: float = 0.0,
+        pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal",
+        tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("dim", dim), ("depth", depth), ("heads", heads), ("context_len", context_len)):
             if value <= 0:
                 raise ValueError(f"model.{name} must be a positive integer, got {value}.")
+        if dim % heads:
+            raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {dropout}.")
-        self.context_len = context_len
+        if pos_encoding not in ("sinusoidal", "rotary"):
+            raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
+        self.context_len, self.pos_encoding = context_len, pos_encoding
         self.depth, self.heads, self.head_dim = depth, heads, dim // heads
         self.embed = nn.Embedding(vocab_size, dim)
-        self.embed_scale = math.sqrt(dim)
-        # Rebuilt from the config, so not saved in checkpoints.
-        self.register_buffer("positions", sinusoidal_positions(dim, context_len), persistent=False)
+        # Position tables are rebuilt from the config, so not saved in checkpoints.
+        if pos_encoding == "sinusoidal":
+            self.embed_scale = math.sqrt(dim)
+            self.register_buffer("positions", sinusoidal_positions(dim, context_len), persistent=False)
+        else:
+            cos, sin = rotary_tables(self.head_dim, context_len)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
         self.embed_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
         self.norm = nn.RMSNorm(dim)
         self.head = nn.Linear(dim, vocab_size, bias=False)
+        if tie_embeddings:
+            self.head.weight = self.embed.weight  # one (V, C) matrix both reads tokens in and scores them out
         self.apply(self._init_weights)
         # Residual projections start small so that deep stacks begin close to the identity (GPT-2).
         for name, param in self.named_parameters():
@@ -154,22 +196,35 @@ class TinyDecoderLM(nn.Module):
         if T > self.context_len:
             raise ValueError(f"{T} tokens exceed the model's context of {self.context_len}.")
         if cache is not None and T == 1:
-            positions = self.positions.index_select(0, cache.pos.view(1))  # (1, C), no host sync
             torch.le(cache.slots, cache.pos, out=cache.visible)
+        x = self.embed(idx)  # (B, T, C)
+        rope = None
+        if self.pos_encoding == "rotary":
+            rope = self._rows(self.rope_cos, cache, T), self._rows(self.rope_sin, cache, T)  # 2 x (T, D)
         else:
-            positions = self.positions[:T]  # (T, C)
-        # Token embeddings (initialised small) are scaled by sqrt(C), as in Vaswani et al., so that the
-        # unit-amplitude sinusoids do not drown them: without it a run learns far more slowly.
-        x = self.embed_dropout(self.embed(idx) * self.embed_scale + positions)  # (B, T, C)
+            # Token embeddings (initialised small) are scaled by sqrt(C), as in Vaswani et al., so that the
+            # unit-amplitude sinusoids do not drown them: without it a run learns far more slowly.
+            x = x * self.embed_scale + self._rows(self.positions, cache, T)  # (B, T, C)
+        x = self.embed_dropout(x)
         for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)
+            x = block(x, rope, cache, layer)
         if cache is not None:
             cache.pos += T
         return self.head(self.norm(x))  # (B, T, V)
 
+    @staticmethod
+    def _rows(table: torch.Tensor, cache: KVCache | None, T: int) -> torch.Tensor:
+        """The rows (T, ...) of a position table (T_max, ...) for the T tokens of this call."""
+        if cache is not None and T == 1:
+            return table.index_select(0, cache.pos.view(1))  # the token's position, read on the device: no host sync
+        return table[:T]
+
     def flops_per_token(self) -> float:
         """Training FLOPs per token at full context: 6 per weight (forward + backward) plus attention scores."""
-        weights = sum(p.numel() for name, p in self.named_parameters() if name != "embed.weight")
+        # The head's matrix counts, the embedding lookup does not; tied, they are one tensor, which
+        # named_parameters lists once, as embed.weight.
+        others = sum(p.numel() for name, p in self.named_parameters() if name not in ("embed.weight", "head.weight"))
+        weights = self.head.weight.numel() + others
         attention = 12 * self.depth * self.context_len * self.heads * self.head_dim  # QK^T and AV, fwd + bwd
         return 6 * weights + attention
 

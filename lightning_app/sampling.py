@@ -3,8 +3,9 @@
 One implementation serves the after-fit sample and the ``generate`` subcommand.
 
 Past the context length the window slides in jumps: once it is full, it restarts from its last
-``context_len // 2`` tokens. With absolute (sinusoidal) positions every cached key depends on
-its position, so a window that moved one token per step would have to be recomputed in full at
+``context_len // 2`` tokens. Every cached key depends on the window it was computed in (its
+absolute position with sinusoidal positions; the tokens it attended to, in deeper layers, with
+rotary ones), so a window that moved one token per step would have to be recomputed in full at
 every step; jumping by half a context keeps the cost at one position per token (plus one short
 refill every ``context_len // 2`` tokens) while the model always sees at least half a context.
 The cached and uncached paths follow the same windows, so they give the same tokens.

@@ -2,9 +2,10 @@
 
 ``<cache_dir>/<key>.bin`` holds the ids; ``<key>.json``, written last, holds the tokenizer, the
 dtype and the token count. The key hashes the raw bytes of every input file and the tokenizer
-kind, so changed files or another vocabulary never reuse a stale cache. Both files are written
-to a temporary name and renamed, so a killed run leaves no half-written cache behind; a ``.bin``
-whose size disagrees with its ``.json`` is rebuilt.
+kind (for BPE also its size and the validation share kept out of its training text), so changed
+files or another vocabulary never reuse a stale cache. Both files are written to a temporary
+name and renamed, so a killed run leaves no half-written cache behind; a ``.bin`` whose size
+disagrees with its ``.json`` is rebuilt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .corpus import EMBEDDED_CORPUS_NAME, embedded_corpus, iter_documents, text_files
-from .tokenizer import ByteTokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
+from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,10 @@ class TokenizedCorpus:
     documents: int
 
 
-def corpus_key(data_dir: Path | None, vocab: str) -> str:
-    """A hash of the corpus bytes, the tokenizer kind and the cache version."""
-    digest = hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:".encode())
+def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
+    """A hash of the corpus bytes, the tokenizer (kind, and for BPE what it is fitted on) and the cache version."""
+    bpe = f"{bpe_vocab_size}:{val_fraction}:" if vocab == "bpe" else ""
+    digest = hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:{bpe}".encode())
     if data_dir is None:
         digest.update(embedded_corpus().encode())
     else:
@@ -62,18 +65,46 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _fit_tokenizer(data_dir: Path | None, vocab: str) -> Tokenizer:
+def _stream(data_dir: Path | None) -> Iterator[str]:
+    """The corpus as the cache lays it out, piece by piece: the documents with separators between them."""
+    for i, (_, text) in enumerate(iter_documents(data_dir)):
+        if i:
+            yield DOCUMENT_SEPARATOR
+        yield text
+
+
+def _training_text(data_dir: Path | None, val_fraction: float) -> Iterator[str]:
+    """The first ``1 - val_fraction`` of the corpus characters, piece by piece (two passes, one document in memory).
+
+    The split is by token position, which depends on the tokenizer being fitted here, so this cuts
+    by characters instead: it misses the true boundary only as far as compression differs between
+    the head and the tail of the corpus.
+    """
+    budget = int(sum(len(piece) for piece in _stream(data_dir)) * (1 - val_fraction))
+    for piece in _stream(data_dir):
+        if budget <= 0:
+            return
+        yield piece[:budget]
+        budget -= len(piece)
+
+
+def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, val_fraction: float) -> Tokenizer:
     if vocab == "byte":
         return ByteTokenizer()
     if vocab == "char":
         texts = (text for _, text in iter_documents(data_dir))
         return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], texts))
-    raise ValueError(f"data.vocab must be 'byte' or 'char', got {vocab!r}.")
+    if vocab == "bpe":
+        # Fitted on the training split only, so validation text never shapes the vocabulary.
+        return BPETokenizer.fit(_training_text(data_dir, val_fraction), bpe_vocab_size)
+    raise ValueError(f"data.vocab must be 'byte', 'char' or 'bpe', got {vocab!r}.")
 
 
-def build(data_dir: Path | None, vocab: str, bin_path: Path, meta_path: Path) -> None:
+def build(
+    data_dir: Path | None, vocab: str, bin_path: Path, meta_path: Path, bpe_vocab_size: int, val_fraction: float
+) -> None:
     """Clean and tokenize every document, streaming ids to ``bin_path``; then write ``meta_path``."""
-    tokenizer = _fit_tokenizer(data_dir, vocab)
+    tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction)
     counts = {"tokens": 0, "documents": 0}
     separator = tokenizer.encode(DOCUMENT_SEPARATOR)
 
@@ -115,15 +146,21 @@ def _load(bin_path: Path, meta_path: Path) -> TokenizedCorpus | None:
         return None
 
 
-def load_or_build(data_dir: Path | None, vocab: str, cache_dir: Path) -> TokenizedCorpus:
-    """The tokenized corpus, built once and memory-mapped from ``cache_dir`` after that."""
-    key = corpus_key(data_dir, vocab)
+def load_or_build(
+    data_dir: Path | None, vocab: str, cache_dir: Path, bpe_vocab_size: int = 4096, val_fraction: float = 0.1
+) -> TokenizedCorpus:
+    """The tokenized corpus, built once and memory-mapped from ``cache_dir`` after that.
+
+    ``bpe_vocab_size`` and ``val_fraction`` matter for ``vocab="bpe"`` only: the BPE learns from
+    the text before the validation tail (see ``_training_text``).
+    """
+    key = corpus_key(data_dir, vocab, bpe_vocab_size, val_fraction)
     bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"
     corpus = _load(bin_path, meta_path)
     if corpus is None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         log.info("Tokenizing %s (%s vocabulary) into %s", data_dir or EMBEDDED_CORPUS_NAME, vocab, bin_path)
-        build(data_dir, vocab, bin_path, meta_path)
+        build(data_dir, vocab, bin_path, meta_path, bpe_vocab_size, val_fraction)
         corpus = _load(bin_path, meta_path)
         assert corpus is not None, "a freshly written token cache must load"
     return corpus

@@ -4,7 +4,8 @@ Token ids are numpy arrays of the smallest unsigned dtype that holds the vocabul
 Python lists of ints, so a 100 MB corpus costs 100-200 MB, not gigabytes.
 
 ``chars_per_token`` is what lets bits-per-character be true BPC for every tokenizer: a byte
-token counts one character if it starts a UTF-8 sequence and zero if it continues one.
+token counts one character if it starts a UTF-8 sequence and zero if it continues one, and a
+BPE token counts the UTF-8 lead bytes of the byte string it stands for.
 """
 
 from __future__ import annotations
@@ -103,6 +104,75 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.chars}
 
 
+def _tokenizers():
+    """The Hugging Face ``tokenizers`` package, imported only when a BPE is used: it is an optional dependency."""
+    try:
+        import tokenizers
+    except ImportError as err:
+        raise ValueError("data.vocab bpe needs the tokenizers package: pip install 'lightning-app-ctt[bpe]'.") from err
+    return tokenizers
+
+
+def _byte_level_bytes() -> dict[str, int]:
+    """The inverse of GPT-2's ``bytes_to_unicode``: which byte each character of a byte-level token stands for.
+
+    Printable Latin-1 bytes stand for themselves; the other 68 bytes are shifted to U+0100 upward.
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    shifted = [b for b in range(256) if b not in printable]
+    return {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(shifted)}
+
+
+class BPETokenizer:
+    """Byte-level BPE (as GPT-2's) from Hugging Face ``tokenizers``: the 256 bytes plus merges learned from the corpus.
+
+    Every text encodes, since any byte is a token, and decodes back exactly.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer_json: str) -> None:
+        self._tokenizer = _tokenizers().Tokenizer.from_str(tokenizer_json)
+        self.vocab_size = self._tokenizer.get_vocab_size()
+        self._dtype = ids_dtype(self.vocab_size)
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], vocab_size: int) -> BPETokenizer:
+        """Learn at most ``vocab_size`` tokens from ``texts`` (fewer when the text runs out of pairs to merge)."""
+        if vocab_size < 256:
+            raise ValueError(f"data.bpe_vocab_size must be at least 256, one token per byte; got {vocab_size}.")
+        hf = _tokenizers()
+        tokenizer = hf.Tokenizer(hf.models.BPE())
+        tokenizer.pre_tokenizer = hf.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = hf.decoders.ByteLevel()
+        trainer = hf.trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=hf.pre_tokenizers.ByteLevel.alphabet(),  # every byte, seen in training or not
+            special_tokens=[],
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(texts, trainer=trainer)
+        return cls(tokenizer.to_str())
+
+    def encode(self, text: str) -> np.ndarray:
+        return np.array(self._tokenizer.encode(text, add_special_tokens=False).ids, dtype=self._dtype)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        # The byte-level decoder shows U+FFFD for a character cut off mid-sequence, never raises.
+        return self._tokenizer.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def chars_per_token(self) -> np.ndarray:
+        # Each character's lead byte lies in exactly one token, so counting lead bytes sums to the text's length.
+        byte_of = _byte_level_bytes()
+        counts = np.zeros(self.vocab_size, dtype=np.int64)
+        for token, i in self._tokenizer.get_vocab().items():
+            counts[i] = sum(not 0x80 <= byte_of[c] < 0xC0 for c in token)
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "tokenizer": self._tokenizer.to_str()}
+
+
 def tokenizer_from_dict(meta: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from ``to_dict()`` output (as stored in checkpoints)."""
     kind = meta.get("kind")
@@ -110,4 +180,6 @@ def tokenizer_from_dict(meta: dict[str, Any]) -> Tokenizer:
         return ByteTokenizer()
     if kind == "char":
         return CharTokenizer(meta["chars"])
-    raise ValueError(f"Unknown tokenizer kind {kind!r} in tokenizer metadata; expected 'byte' or 'char'.")
+    if kind == "bpe":
+        return BPETokenizer(meta["tokenizer"])
+    raise ValueError(f"Unknown tokenizer kind {kind!r} in tokenizer metadata; expected 'byte', 'char' or 'bpe'.")

@@ -3,7 +3,9 @@ import math
 import torch
 
 from lightning_app.metrics import BitsPerCharacter
-from lightning_app.tokenizer import ByteTokenizer, CharTokenizer
+from lightning_app.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
+
+from .conftest import SAMPLE_TEXT
 
 
 def test_bpc_by_hand_with_multibyte_utf8():
@@ -25,3 +27,12 @@ def test_bpc_accumulates_over_batches_and_resets():
     metric.reset()
     metric.update(torch.full((1,), math.log(2)), torch.zeros(1, dtype=torch.long))
     assert math.isclose(metric.compute().item(), 1.0, rel_tol=1e-6)
+
+
+def test_byte_and_bpe_count_the_same_characters():
+    text = SAMPLE_TEXT + "Zürich, 東京, naïve — 🙂\n"
+    for tok in (ByteTokenizer(), BPETokenizer.fit([SAMPLE_TEXT * 20], vocab_size=300)):
+        ids = torch.from_numpy(tok.encode(text).astype("int64"))
+        metric = BitsPerCharacter(torch.from_numpy(tok.chars_per_token()))
+        metric.update(torch.zeros(len(ids)), ids)
+        assert metric.chars.item() == len(text)

@@ -1,12 +1,14 @@
+import pytest
 import torch
 
 from lightning_app.model import TinyDecoderLM
 from lightning_app.sampling import generate, next_token
 
 
-def test_greedy_cached_equals_uncached_past_the_context():
+@pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rotary"])
+def test_greedy_cached_equals_uncached_past_the_context(pos_encoding):
     torch.manual_seed(0)
-    model = TinyDecoderLM(vocab_size=40, dim=32, depth=2, heads=4, context_len=16).eval()
+    model = TinyDecoderLM(vocab_size=40, dim=32, depth=2, heads=4, context_len=16, pos_encoding=pos_encoding).eval()
     prompt = torch.randint(0, 40, (2, 5))
     cached = generate(model, prompt, 60, temperature=0)
     plain = generate(model, prompt, 60, temperature=0, use_cache=False)

@@ -1,10 +1,17 @@
+import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lightning_app import token_cache
 from lightning_app.corpus import iter_documents
 from lightning_app.token_cache import DOCUMENT_SEPARATOR, corpus_key, load_or_build
+from lightning_app.tokenizer import BPETokenizer
+
+from .conftest import SAMPLE_TEXT
 
 
 def test_cache_holds_the_documents_joined(text_dir: Path, tmp_path: Path):
@@ -12,6 +19,37 @@ def test_cache_holds_the_documents_joined(text_dir: Path, tmp_path: Path):
     expected = DOCUMENT_SEPARATOR.join(text for _, text in iter_documents(text_dir))
     assert corpus.tokenizer.decode(corpus.tokens) == expected
     assert corpus.documents == 2 and isinstance(corpus.tokens, np.memmap)
+
+
+def test_bpe_cache_holds_the_documents_joined(text_dir: Path, tmp_path: Path):
+    corpus = load_or_build(text_dir, "bpe", tmp_path / "cache", bpe_vocab_size=300)
+    expected = DOCUMENT_SEPARATOR.join(text for _, text in iter_documents(text_dir))
+    assert corpus.tokenizer.kind == "bpe" and corpus.tokenizer.vocab_size <= 300
+    assert corpus.tokenizer.decode(corpus.tokens) == expected
+    assert corpus.tokenizer.chars_per_token()[corpus.tokens].sum() == len(expected)
+
+
+def _vocabulary(tokenizer: BPETokenizer) -> list[str]:
+    return list(json.loads(tokenizer.to_dict()["tokenizer"])["model"]["vocab"])
+
+
+def test_bpe_is_fitted_on_the_training_split_only(tmp_path: Path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text(SAMPLE_TEXT * 60, encoding="utf-8")
+    (folder / "b.txt").write_text("Zyxquorbflim " * 60, encoding="utf-8")  # the last 8% of the characters
+    corpus = load_or_build(folder, "bpe", tmp_path / "cache", bpe_vocab_size=350, val_fraction=0.1)
+    everything = BPETokenizer.fit((text for _, text in iter_documents(folder)), vocab_size=350)
+    assert any("Zyxq" in token for token in _vocabulary(everything))
+    assert not any("Zyxq" in token for token in _vocabulary(corpus.tokenizer))
+    expected = DOCUMENT_SEPARATOR.join(text for _, text in iter_documents(folder))
+    assert corpus.tokenizer.decode(corpus.tokens) == expected
+
+
+def test_bpe_without_tokenizers_is_a_clear_error(text_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tokenizers", None)
+    with pytest.raises(ValueError, match=re.escape("pip install 'lightning-app-ctt[bpe]'")):
+        load_or_build(text_dir, "bpe", tmp_path / "cache")
 
 
 def test_second_load_does_not_tokenize(text_dir: Path, tmp_path: Path, monkeypatch):
@@ -23,6 +61,9 @@ def test_second_load_does_not_tokenize(text_dir: Path, tmp_path: Path, monkeypat
 def test_key_changes_with_content_and_vocab(text_dir: Path):
     key = corpus_key(text_dir, "byte")
     assert corpus_key(text_dir, "char") != key
+    assert corpus_key(text_dir, "bpe") != corpus_key(text_dir, "bpe", bpe_vocab_size=300)
+    assert corpus_key(text_dir, "bpe") != corpus_key(text_dir, "bpe", val_fraction=0.2)
+    assert corpus_key(text_dir, "byte", bpe_vocab_size=300, val_fraction=0.2) == key
     (text_dir / "a.txt").write_text("changed text")
     assert corpus_key(text_dir, "byte") != key
 
