@@ -121,6 +121,9 @@ def _run(args: list[str]) -> None:
         TextDataModule,
         trainer_defaults=TRAINER_DEFAULTS,
         seed_everything_default=1337,
+        # Each logged run saves its config in its own version_N folder; without a logger it lands in the
+        # working folder, where the next run may replace it.
+        save_config_kwargs={"overwrite": True},
         args=args,
         auto_configure_optimizers=False,
     )
