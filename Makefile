@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(VENV)/bin/python -m pip install --quiet -e ".[plot,test]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[plot,bpe,test]"
 	touch $@
 
 train: $(STAMP)
