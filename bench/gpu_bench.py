@@ -1,6 +1,6 @@
 """GPU training speed through `ctt fit`, against a plain PyTorch loop over the same TinyDecoderLM.
 
-Run on a GPU machine from the repository root:  python bench/gpu_bench.py [--quick]
+Run on a GPU machine from the repository root:  python bench/gpu_bench.py --data DIR
 Prints one table: config, ms/step, tokens/s, model TFLOP/s, MFU (against the datasheet bf16 peak
 and against a measured bf16 matmul rate) and peak GPU memory. Results go to bench/RESULTS.md by hand.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lightning_app.callbacks import peak_flops  # noqa: E402
+from lightning_app.throughput import peak_flops  # noqa: E402
 from lightning_app.cli import main  # noqa: E402
 from lightning_app.model import TinyDecoderLM  # noqa: E402
 

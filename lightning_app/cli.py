@@ -10,13 +10,16 @@ import warnings
 import jsonargparse
 import torch
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .callbacks import SampleText, Throughput, sample_text
+from .callbacks import SampleText
 from .datamodule import TextDataModule
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
+from .sampling import sample_text
+from .throughput import Throughput
 
 TRAINER_DEFAULTS = {
     "max_epochs": 2,
@@ -90,7 +93,7 @@ def generate(
     print("\n\n".join(texts), flush=True)
 
 
-USAGE = """usage: ctt {fit,validate,test,predict,generate,plot} ... [--debug]
+USAGE = """usage: ctt {fit,validate,test,generate,plot} ... [--debug]
 
 Train a compact GPT-style language model on your own text, read its bits per character, sample from it.
 
@@ -98,7 +101,6 @@ subcommands:
   fit        train a model (LightningCLI: `ctt fit --help` lists every option with its default)
   validate   score a checkpoint on the validation split (`--ckpt_path`)
   test       the same as validate (the project keeps one held-out split)
-  predict    Lightning's predict loop
   generate   write text with a trained model from its checkpoint (`ctt generate --help`)
   plot       redraw the BPC plot of a run from its metrics.csv (`ctt plot RUN_DIR`)
 
@@ -130,7 +132,7 @@ def _run(args: list[str]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`ctt fit|validate|test|predict ...` (LightningCLI), `ctt generate ...` and `ctt plot RUN_DIR`.
+    """`ctt fit|validate|test ...` (LightningCLI), `ctt generate ...` and `ctt plot RUN_DIR`.
 
     A user mistake ends in one line on standard error and exit status 1; `--debug` (or CTT_DEBUG=1)
     shows the traceback instead.
@@ -143,7 +145,7 @@ def main(args: list[str] | None = None) -> None:
     debug = "--debug" in args or bool(os.environ.get("CTT_DEBUG"))
     try:
         _run([arg for arg in args if arg != "--debug"])
-    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError, MisconfigurationException) as err:
         if debug:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -126,7 +126,7 @@ class TextDataModule(LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        for name, value in (("context_len", context_len), ("batch_size", batch_size), ("stride", stride or 1)):
+        for name, value in (("context_len", context_len), ("batch_size", batch_size), ("stride", 1 if stride is None else stride)):
             if value <= 0:
                 raise ValueError(f"data.{name} must be a positive integer, got {value}.")
         if not 0.0 < val_fraction < 1.0:
@@ -180,7 +180,7 @@ class TextDataModule(LightningDataModule):
                 f"{len(tokens) - n_val}; each needs at least context_len + 1 = {needed}: add text or lower data.context_len."
             )
         self.train_set = LMSequenceDataset(tokens[: len(tokens) - n_val], self.context_len, self.stride)
-        # Validation windows never overlap, so every validation token is scored once.
+        # Validation windows never overlap, so every validation token is scored at most once.
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
 
     def _loader(self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader) -> DataLoader:

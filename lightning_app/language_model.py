@@ -22,6 +22,14 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
 
+def _check_format(checkpoint: dict[str, Any]) -> None:
+    if checkpoint.get("ctt_format") != CHECKPOINT_FORMAT or "tokenizer" not in checkpoint:
+        raise ValueError(
+            f"This checkpoint was not written by this version of the trainer (format "
+            f"{checkpoint.get('ctt_format')!r}, expected {CHECKPOINT_FORMAT}); train a new one."
+        )
+
+
 class WarmupCosine:
     """Learning-rate factor per optimizer step: linear warmup, then cosine decay to ``floor`` at step ``total``."""
 
@@ -90,6 +98,7 @@ class LanguageModel(LightningModule):
             raise ValueError(f"model.lr must be positive and model.min_lr in [0, lr], got lr={lr}, min_lr={min_lr}.")
         self.model: TinyDecoderLM | None = None
         self.tokenizer: Tokenizer | None = None
+        self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
 
     def _build(self, tokenizer: Tokenizer) -> None:
         hp = self.hparams
@@ -122,20 +131,29 @@ class LanguageModel(LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         nll, targets = self._nll(batch)
         loss = nll.mean()
+        # A non-finite loss is noted on the device every step (no wait for the GPU) and acted on where
+        # the host reads values anyway: on logging steps and before each validation, so no checkpoint
+        # is written from NaN weights.
+        self.nonfinite |= ~torch.isfinite(loss.detach())
         # Logging costs about a millisecond of Python per step, more than a small model's GPU work,
-        # and the logger only writes every log_every_n_steps: log those steps only.
-        if self.global_step % self.trainer.log_every_n_steps == 0:
-            # Checked here only: reading the loss waits for the GPU, which these steps do anyway.
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The training loss became {loss.item()} by step {self.global_step}; lower model.lr "
-                    f"(now {self.hparams.lr:g}) or raise model.warmup_steps, then run again."
-                )
+        # and the logger only writes every log_every_n_steps (and at the last step): log those only.
+        step = self.global_step + 1
+        if step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps:
+            self._stop_if_nonfinite()
             self.train_bpc(nll, targets)
-            lr = self.lr_schedulers().get_last_lr()[0]
             self.log_dict({"train_loss": loss, "train_bpc": self.train_bpc}, prog_bar=True)
-            self.log("lr", lr)
+            self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
+
+    def _stop_if_nonfinite(self) -> None:
+        if self.trainer.strategy.reduce_boolean_decision(bool(self.nonfinite), all=False):  # any rank
+            raise FloatingPointError(
+                f"The training loss became NaN or infinite by step {self.global_step}; lower model.lr "
+                f"(now {self.hparams.lr:g}) or raise model.warmup_steps, then run again."
+            )
+
+    def on_validation_start(self) -> None:
+        self._stop_if_nonfinite()
 
     def on_train_start(self) -> None:
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
@@ -190,8 +208,9 @@ class LanguageModel(LightningModule):
             raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated or not from ctt.") from None
         if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint:
             raise ValueError(f"{path} is not a checkpoint written by `ctt fit`.")
+        _check_format(checkpoint)
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
-        model = cls(**hparams)
+        model = cls(**hparams | {"compile": False})  # inference runs eagerly (and generate captures CUDA graphs)
         model.on_load_checkpoint(checkpoint)
         model.load_state_dict(checkpoint["state_dict"])
         return model.to(map_location).eval()
@@ -219,11 +238,7 @@ class LanguageModel(LightningModule):
         checkpoint["ctt_format"] = CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if checkpoint.get("ctt_format") != CHECKPOINT_FORMAT or "tokenizer" not in checkpoint:
-            raise ValueError(
-                f"This checkpoint was not written by this version of the trainer (format "
-                f"{checkpoint.get('ctt_format')!r}, expected {CHECKPOINT_FORMAT}); train a new one."
-            )
+        _check_format(checkpoint)
         tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
         if self.model is None:
             self._build(tokenizer)

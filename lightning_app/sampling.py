@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 
 from .model import KVCache, TinyDecoderLM
+from .tokenizer import Tokenizer
 
 
 def next_token(
@@ -32,9 +33,9 @@ def next_token(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        sorted_probs = sorted_logits.softmax(dim=-1)
         # Drop a token when the tokens ranked above it already hold top_p of the mass (the first always stays).
-        drop_sorted = cumulative - sorted_logits.softmax(dim=-1) >= top_p
+        drop_sorted = sorted_probs.cumsum(dim=-1) - sorted_probs >= top_p
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
     probs = logits.softmax(dim=-1)
     return torch.multinomial(probs, num_samples=1, generator=generator)
@@ -90,7 +91,7 @@ def generate(
     start = max(0, ids.size(1) - context)  # a prompt longer than the context keeps its tail
     cache = model.new_cache(ids.size(0)) if use_cache else None
     logits = model(ids[:, start:], cache)[:, -1]  # (B, V)
-    step = _one_token_step(model, cache, ids.size(0)) if cache is not None and length > 1 else None
+    step = None  # the one-token step, built at its first use (the cache then has a free slot)
     for i in range(length):
         token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
         ids = torch.cat([ids, token], dim=1)
@@ -101,9 +102,29 @@ def generate(
             if cache is not None:
                 cache.reset()
             logits = model(ids[:, start:], cache)[:, -1]
-        elif step is not None:
+        elif cache is not None:
+            step = step or _one_token_step(model, cache, ids.size(0))
             logits = step(token)
         else:
             logits = model(ids[:, start:])[:, -1]
     model.train(was_training)
     return ids
+
+
+def sample_text(
+    model: torch.nn.Module,
+    tokenizer: Tokenizer,
+    prompt: str,
+    length: int,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    num_samples: int = 1,
+) -> list[str]:
+    """``num_samples`` continuations of ``prompt`` (each including the prompt), decoded to text."""
+    device = next(model.parameters()).device
+    ids = torch.as_tensor(tokenizer.encode(prompt).astype("int64"), device=device).repeat(num_samples, 1)
+    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+    out = generate(model, ids, length, temperature, top_k, top_p, generator)
+    return [tokenizer.decode(row.tolist()) for row in out]

@@ -46,7 +46,7 @@ def test_print_config_round_trip(text_dir: Path, capsys):
         main(["fit", "--config=run.yaml", "--print_config"])
     assert yaml.safe_load(capsys.readouterr().out) == yaml.safe_load(printed)
     config = yaml.safe_load(printed)
-    assert config["model"]["context_len"] == 32 if "context_len" in config["model"] else True
+    assert config["data"]["context_len"] == 32 and "context_len" not in config["model"]  # linked from data
     assert config["checkpoint"]["filename"] == "model" and config["trainer"]["gradient_clip_val"] == 1.0
 
 
