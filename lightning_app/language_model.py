@@ -16,7 +16,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.strategies import FSDPStrategy
 
 from .metrics import BitsPerCharacter
-from .model import TinyDecoderLM
+from .model import TinyDecoderLM, check_sizes
 from .tokenizer import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
@@ -83,17 +83,7 @@ class LanguageModel(LightningModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        for name, value in (("model.dim", dim), ("model.depth", depth), ("model.heads", heads), ("data.context_len", context_len)):
-            if value <= 0:  # (context_len comes from data.context_len)
-                raise ValueError(f"{name} must be a positive integer, got {value}.")
-        if dim % heads:
-            raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
-        if pos_encoding not in ("sinusoidal", "rotary"):
-            raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
-        if pos_encoding == "sinusoidal" and dim % 2:
-            raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
-        if pos_encoding == "rotary" and (dim // heads) % 2:
-            raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {dim // heads}.")
+        check_sizes(dim, depth, heads, context_len, dropout, pos_encoding)  # fail before any data work
         if lr <= 0 or not 0 <= min_lr <= lr:
             raise ValueError(f"model.lr must be positive and model.min_lr in [0, lr], got lr={lr}, min_lr={min_lr}.")
         self.model: TinyDecoderLM | None = None

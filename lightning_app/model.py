@@ -14,10 +14,25 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def check_sizes(dim: int, depth: int, heads: int, context_len: int, dropout: float, pos_encoding: str) -> None:
+    """Raise one clear ValueError, named by its CLI key, for sizes that cannot build a model."""
+    for name, value in (("model.dim", dim), ("model.depth", depth), ("model.heads", heads), ("data.context_len", context_len)):
+        if value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value}.")
+    if dim % heads:
+        raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}.")
+    if pos_encoding not in ("sinusoidal", "rotary"):
+        raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
+    if pos_encoding == "sinusoidal" and dim % 2:
+        raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
+    if pos_encoding == "rotary" and (dim // heads) % 2:
+        raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {dim // heads}.")
+
+
 def sinusoidal_positions(dim: int, context_len: int) -> torch.Tensor:
     """The fixed sin/cos position code of "Attention Is All You Need": a (T_max, C) table added to embeddings."""
-    if dim % 2:
-        raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
     position = torch.arange(context_len).unsqueeze(1)  # (T_max, 1)
     freq = torch.exp(torch.arange(0, dim, 2) * (-math.log(10000.0) / dim))  # (C/2,)
     table = torch.zeros(context_len, dim)
@@ -28,8 +43,6 @@ def sinusoidal_positions(dim: int, context_len: int) -> torch.Tensor:
 
 def rotary_tables(head_dim: int, context_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """RoPE's cos and sin (T_max, D): position t turns channel pair (i, i + D/2) by t * 10000^(-2i/D)."""
-    if head_dim % 2:
-        raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {head_dim}.")
     freq = torch.exp(torch.arange(0, head_dim, 2) * (-math.log(10000.0) / head_dim))  # (D/2,)
     angle = torch.arange(context_len).unsqueeze(1) * freq  # (T_max, D/2)
     angle = torch.cat([angle, angle], dim=1)  # (T_max, D): both halves of a pair turn by the same angle
@@ -149,15 +162,9 @@ class TinyDecoderLM(nn.Module):
         tie_embeddings: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("dim", dim), ("depth", depth), ("heads", heads), ("context_len", context_len)):
-            if value <= 0:
-                raise ValueError(f"model.{name} must be a positive integer, got {value}.")
-        if dim % heads:
-            raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}.")
-        if pos_encoding not in ("sinusoidal", "rotary"):
-            raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
+        if vocab_size <= 0:
+            raise ValueError(f"The vocabulary size must be positive, got {vocab_size}.")
+        check_sizes(dim, depth, heads, context_len, dropout, pos_encoding)
         self.context_len, self.pos_encoding = context_len, pos_encoding
         self.depth, self.heads, self.head_dim = depth, heads, dim // heads
         self.embed = nn.Embedding(vocab_size, dim)
