@@ -79,3 +79,8 @@ def test_user_error_is_one_line_and_nonzero(tmp_path: Path, capsys):
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: data.data_dir") and "\n" not in err
+
+
+def test_tensorboard_logger_works(text_dir: Path):
+    fit(f"--data.data_dir={text_dir}", "--trainer.logger=lightning.pytorch.loggers.TensorBoardLogger", "--trainer.logger.save_dir=tb")
+    assert list(Path("tb").rglob("events.out.tfevents.*")) and Path("checkpoints/model.ckpt").is_file()

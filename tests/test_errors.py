@@ -98,3 +98,11 @@ def test_kill_during_a_checkpoint_save_keeps_the_previous_one(text_dir: Path, tm
     for name in ("model.ckpt", "last.ckpt"):
         checkpoint = torch.load(tmp_path / "checkpoints" / name, weights_only=True)
         assert checkpoint["global_step"] == 5  # the save at step 10 died half-way; step 5's is whole
+
+
+def test_corpus_too_short_says_how_many_tokens(tmp_path: Path, capsys):
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "tiny" / "t.txt").write_text("A few words only.")
+    err = fit_error(capsys, f"--data.data_dir={tmp_path / 'tiny'}")
+    assert "The corpus has 17 tokens" in err and "context_len + 1 = 33" in err
+    assert not Path("checkpoints").exists()
