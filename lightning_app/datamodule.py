@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -69,12 +69,12 @@ class ResumableDataLoader(DataLoader):
     with a sampler seeded by (seed, epoch) the skipped batches are exactly those already trained on.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._served = 0
         self._to_skip = 0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[torch.Tensor]:
         batches = super().__iter__()
         self._served, self._to_skip = self._to_skip, 0
         for _ in range(self._served):

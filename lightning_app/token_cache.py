@@ -16,10 +16,10 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, va
     return digest.hexdigest()[:32]
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -108,7 +108,7 @@ def build(
     counts = {"tokens": 0, "documents": 0}
     separator = tokenizer.encode(DOCUMENT_SEPARATOR)
 
-    def write_ids(f) -> None:
+    def write_ids(f: BinaryIO) -> None:
         for _, text in iter_documents(data_dir):
             ids = tokenizer.encode(text)
             if counts["documents"]:

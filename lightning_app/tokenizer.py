@@ -11,6 +11,7 @@ BPE token counts the UTF-8 lead bytes of the byte string it stands for.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
@@ -104,7 +105,7 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.chars}
 
 
-def _tokenizers():
+def _tokenizers() -> ModuleType:
     """The Hugging Face ``tokenizers`` package, imported only when a BPE is used: it is an optional dependency."""
     try:
         import tokenizers
