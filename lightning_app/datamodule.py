@@ -164,7 +164,7 @@ class TextDataModule(LightningDataModule):
         if self.download_gutenberg:
             download_books(self.gutenberg_ids, self.data_dir, self.gutenberg_mirror)
         if self.data_dir is None:
-            log.info("No data given (./data holds no .txt files): training on %s.", EMBEDDED_CORPUS_NAME)
+            log.info("No data given (./data holds no .txt files): using %s.", EMBEDDED_CORPUS_NAME)
         load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
 
     def setup(self, stage: str) -> None:
