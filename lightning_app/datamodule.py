@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.strategies import FSDPStrategy
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
@@ -220,7 +221,12 @@ class TextDataModule(LightningDataModule):
         # Every validation window is scored exactly once across ranks (no padding repeats),
         # and the BPC metric sums over ranks, so val_bpc covers the whole split on every rank.
         rank, world = self._rank_and_world()
-        return self._loader(self.val_set, range(rank, len(self.val_set), world))
+        windows = len(self.val_set)
+        if self.trainer is not None and isinstance(self.trainer.strategy, FSDPStrategy):
+            # FSDP ranks gather weights in every forward, so all must run as many batches:
+            # the last (at most world - 1) windows are left out.
+            windows -= windows % world
+        return self._loader(self.val_set, range(rank, windows, world))
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from lightning.pytorch.strategies import FSDPStrategy
+
 from lightning_app.datamodule import LMSequenceDataset, TextDataModule
 
 
@@ -86,3 +88,21 @@ def test_corpus_too_small_says_how_many_tokens(tmp_path: Path):
     dm.prepare_data()
     with pytest.raises(ValueError, match=r"The corpus has 10 tokens.*context_len \+ 1 = 65"):
         dm.setup("fit")
+
+
+@pytest.mark.parametrize("strategy", [None, FSDPStrategy()])
+def test_validation_windows_are_shared_across_ranks(text_dir: Path, strategy):
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, batch_size=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    counts = []
+    for rank in range(4):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=4, strategy=strategy)
+        counts.append(sorted(dm.val_dataloader().sampler))
+    windows = [i for rank_windows in counts for i in rank_windows]
+    assert len(windows) == len(set(windows))  # no window twice
+    if strategy is None:  # DDP and single device: every window, so val_bpc covers the whole split
+        assert sorted(windows) == list(range(len(dm.val_set)))
+    else:  # FSDP: the same number on every rank
+        assert len({len(c) for c in counts}) == 1 and len(windows) == len(dm.val_set) - len(dm.val_set) % 4
+        assert len(dm.val_set) % 4  # (this corpus does leave windows out)
