@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .corpus import EMBEDDED_CORPUS_NAME, embedded_corpus, iter_documents, text_files
-from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
+from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, ids_dtype, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, val_f
     if vocab == "byte":
         return ByteTokenizer()
     if vocab == "char":
-        texts = (text for _, text in iter_documents(data_dir))
-        return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], texts))
+        # The separator's characters always belong to the vocabulary, even for a single document.
+        return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], _stream(data_dir)))
     if vocab == "bpe":
         # Fitted on the training split only, so validation text never shapes the vocabulary.
         return BPETokenizer.fit(_training_text(data_dir, val_fraction), bpe_vocab_size)
@@ -106,22 +106,18 @@ def build(
     """Clean and tokenize every document, streaming ids to ``bin_path``; then write ``meta_path``."""
     tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction)
     counts = {"tokens": 0, "documents": 0}
-    separator = tokenizer.encode(DOCUMENT_SEPARATOR)
 
     def write_ids(f: BinaryIO) -> None:
-        for _, text in iter_documents(data_dir):
-            ids = tokenizer.encode(text)
-            if counts["documents"]:
-                f.write(separator.tobytes())
-                counts["tokens"] += separator.size
+        for piece in _stream(data_dir):
+            ids = tokenizer.encode(piece)
             f.write(ids.tobytes())
             counts["tokens"] += ids.size
-            counts["documents"] += 1
+            counts["documents"] += piece is not DOCUMENT_SEPARATOR  # _stream yields that very object between documents
 
     _atomic_write(bin_path, write_ids)
     meta = {
         "tokenizer": tokenizer.to_dict(),
-        "dtype": separator.dtype.str,
+        "dtype": ids_dtype(tokenizer.vocab_size).str,
         "tokens": counts["tokens"],
         "documents": counts["documents"],
         "source": EMBEDDED_CORPUS_NAME if data_dir is None else str(data_dir),
