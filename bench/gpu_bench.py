@@ -1,6 +1,6 @@
 """GPU training speed through `ctt fit`, against a plain PyTorch loop over the same TinyDecoderLM.
 
-Run on a GPU machine from the repository root:  python bench/gpu_bench.py --data DIR
+Run on a GPU machine from the repository root:  python bench/gpu_bench.py --data DIR [--only WORD,WORD]
 Prints one table: config, ms/step, tokens/s, model TFLOP/s, MFU (against the datasheet bf16 peak
 and against a measured bf16 matmul rate) and peak GPU memory. Results go to bench/RESULTS.md by hand.
 """
@@ -21,11 +21,17 @@ from lightning_app.throughput import peak_flops  # noqa: E402
 from lightning_app.cli import main  # noqa: E402
 from lightning_app.model import TinyDecoderLM  # noqa: E402
 
+# Each config: model and batch, `ctt fit` flags, and the torch.compile mode of the plain loop beside it.
 SEED = dict(dim=256, depth=6, heads=8, context_len=256, batch=32, steps=600)
+GPT2 = dict(dim=768, depth=12, heads=12, context_len=1024, steps=120, flags=[], mode="default")
 CONFIGS = {
-    "seed default (256x6, ctx 256, batch 32), compile": SEED | dict(mode="default"),
-    "seed default (256x6, ctx 256, batch 32), compile + CUDA graphs": SEED | dict(mode="reduce-overhead"),
-    "GPT-2 small (768x12, ctx 1024, batch 32), compile": dict(dim=768, depth=12, heads=12, context_len=1024, batch=32, steps=150, mode="default"),
+    "seed default, compile": SEED | dict(flags=["--model.cuda_graph=false"], mode="default"),
+    "seed default, compile reduce-overhead": SEED | dict(flags=["--model.cuda_graph=false", "--model.compile_mode=reduce-overhead"], mode="reduce-overhead"),
+    "seed default, compile + recorded step (gpu.yaml)": SEED | dict(flags=[], mode="reduce-overhead"),
+    "seed default, recorded step, no compile": SEED | dict(flags=["--model.compile=false"], mode=None),
+    "GPT-2 small, batch 32, compile": GPT2 | dict(batch=32),
+    "GPT-2 small, batch 64, compile": GPT2 | dict(batch=64),
+    "GPT-2 small, batch 96, compile": GPT2 | dict(batch=96),
 }
 
 
@@ -42,9 +48,10 @@ def measured_matmul_flops() -> float:
 
 
 def plain_loop(cfg: dict, steps: int = 200) -> float:
-    """ms/step of a minimal compiled bf16 loop: forward, loss, backward, clip, fused AdamW."""
+    """ms/step of a minimal bf16 loop (nanoGPT's shape): forward, loss, backward, clip, fused AdamW."""
     model = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).cuda()
-    model.compile(mode=cfg["mode"])
+    if cfg["mode"]:
+        model.compile(mode=cfg["mode"])
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     data = torch.randint(0, 256, (1_000_000,), device="cuda")
     offsets = torch.arange(cfg["context_len"] + 1, device="cuda")
@@ -77,7 +84,7 @@ def lightning_fit(cfg: dict, data_dir: str) -> tuple[float, float]:
         main([
             "fit", "--config=configs/gpu.yaml", f"--data.data_dir={data_dir}", "--data.vocab=byte",
             f"--data.context_len={cfg['context_len']}", f"--data.batch_size={cfg['batch']}", f"--data.cache_dir={logs}/cache",
-            f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}", f"--model.compile_mode={cfg['mode']}",
+            f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}", *cfg["flags"],
             "--trainer.devices=1", f"--trainer.max_steps={cfg['steps']}", "--trainer.limit_val_batches=0",
             f"--checkpoint.dirpath={logs}/ckpt", "--trainer.enable_model_summary=false",
             f"--trainer.logger.init_args.save_dir={logs}", "--throughput.window=50", "--sample.length=0",
@@ -92,19 +99,28 @@ def main_bench() -> None:
     peak, measured = peak_flops(torch.device("cuda")), measured_matmul_flops()
     print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, datasheet bf16 peak {peak / 1e12:.0f} TFLOP/s, "
           f"measured 8192^3 bf16 matmul {measured / 1e12:.0f} TFLOP/s, {time.strftime('%Y-%m-%d')}")
-    rows = []
+    rows, plain_ms = [], {}
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     for name, cfg in CONFIGS.items():
+        if only and not any(word in name for word in only):
+            continue
         tokens = cfg["batch"] * cfg["context_len"]
         flops_per_token = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).flops_per_token()
-        tps, mem = lightning_fit(cfg, data_dir)
-        plain_ms = plain_loop(cfg)
+        try:
+            tps, mem = lightning_fit(cfg, data_dir)
+        except torch.OutOfMemoryError:
+            print(f"[{name}] out of GPU memory", flush=True)
+            continue
         ms = tokens / tps * 1000
         tflops = tps * flops_per_token / 1e12
         rows.append((f"ctt fit: {name}", ms, tps, tflops, tflops * 1e12 / peak, tflops * 1e12 / measured, mem))
-        plain_tps = tokens / plain_ms * 1000
-        plain_tflops = plain_tps * flops_per_token / 1e12
-        rows.append((f"plain loop: {name}", plain_ms, plain_tps, plain_tflops, plain_tflops * 1e12 / peak, plain_tflops * 1e12 / measured, float("nan")))
-        print(f"[{name}] ctt fit {ms:.2f} ms/step vs plain loop {plain_ms:.2f} ms/step: ratio {ms / plain_ms:.2f}", flush=True)
+        plain = f"plain loop: {name.split(',')[0]}, batch {cfg['batch']}, {'compile ' + cfg['mode'] if cfg['mode'] else 'no compile'}"
+        if plain not in plain_ms:  # one plain loop per model, batch and compile mode
+            plain_ms[plain] = plain_loop(cfg)
+            plain_tps = tokens / plain_ms[plain] * 1000
+            plain_tflops = plain_tps * flops_per_token / 1e12
+            rows.append((plain, plain_ms[plain], plain_tps, plain_tflops, plain_tflops * 1e12 / peak, plain_tflops * 1e12 / measured, float("nan")))
+        print(f"[{name}] ctt fit {ms:.2f} ms/step vs {plain} {plain_ms[plain]:.2f} ms/step", flush=True)
     print("\n| config | ms/step | tokens/s | model TFLOP/s | MFU (datasheet) | MFU (measured matmul) | peak GPU mem (GiB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, ms, tps, tflops, mfu, mfu_m, mem in rows:

@@ -184,12 +184,15 @@ class TextDataModule(LightningDataModule):
         # Validation windows never overlap, so every validation token is scored at most once.
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
 
-    def _loader(self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader) -> DataLoader:
+    def _loader(
+        self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader, drop_last: bool = False
+    ) -> DataLoader:
         """Batches of window indices (B,); the windows themselves are cut in the batch-transfer hooks."""
         return loader(
             range(len(dataset)),
             batch_size=self.batch_size,
             sampler=sampler,
+            drop_last=drop_last,
             num_workers=self.num_workers,
             # Pinned batches copy to the GPU without waiting for it, even the small index batches.
             pin_memory=torch.cuda.is_available(),
@@ -215,7 +218,13 @@ class TextDataModule(LightningDataModule):
         rank, world = self._rank_and_world()
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        return self._loader(self.train_set, sampler, ResumableDataLoader)
+        if len(sampler) < self.batch_size:
+            raise ValueError(
+                f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than one batch of "
+                f"data.batch_size {self.batch_size}: lower data.batch_size or data.stride, or add text."
+            )
+        # Every training batch is full: one shape for the compiled network and the recorded step.
+        return self._loader(self.train_set, sampler, ResumableDataLoader, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         # Every validation window is scored exactly once across ranks (no padding repeats),

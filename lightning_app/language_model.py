@@ -13,10 +13,12 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.strategies import FSDPStrategy
 
 from .metrics import BitsPerCharacter
 from .model import TinyDecoderLM, check_sizes
+from .step_graph import StepGraph
 from .tokenizer import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
@@ -62,6 +64,7 @@ class LanguageModel(LightningModule):
         min_lr: float = 0.0,
         compile: bool = False,
         compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default",
+        cuda_graph: bool = False,
     ) -> None:
         """Decoder-only Transformer language model and its optimisation.
 
@@ -78,17 +81,24 @@ class LanguageModel(LightningModule):
             beta2: AdamW second-moment decay (0.99 suits small batches).
             warmup_steps: Linear learning-rate warmup steps before the cosine decay.
             min_lr: Learning rate that the cosine decay ends at.
-            compile: Compile the network with torch.compile (worth it on GPUs; costs start-up time).
-            compile_mode: torch.compile mode; reduce-overhead replays CUDA graphs, for small models whose steps are launch-bound.
+            compile: Compile the network's blocks with torch.compile (worth it on GPUs; costs start-up time).
+            compile_mode: torch.compile mode; reduce-overhead replays the network as CUDA graphs (cuda_graph goes further).
+            cuda_graph: On one GPU, record the whole training step (forward, backward, clipping, AdamW) as one CUDA graph and replay it: for small models whose steps are launch-bound. Elsewhere training runs as usual.
         """
         super().__init__()
         self.save_hyperparameters()
         check_sizes(dim, depth, heads, context_len, dropout, pos_encoding)  # fail before any data work
         if lr <= 0 or not 0 <= min_lr <= lr:
             raise ValueError(f"model.lr must be positive and model.min_lr in [0, lr], got lr={lr}, min_lr={min_lr}.")
+        if cuda_graph and compile and compile_mode in ("reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"model.cuda_graph records the whole step itself; set model.compile_mode to default or "
+                f"max-autotune-no-cudagraphs (not {compile_mode}, which records the network a second time)."
+            )
         self.model: TinyDecoderLM | None = None
         self.tokenizer: Tokenizer | None = None
         self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
+        self.step_graph: StepGraph | None = None  # set in on_train_start where model.cuda_graph applies
 
     def _build(self, tokenizer: Tokenizer) -> None:
         hp = self.hparams
@@ -97,7 +107,10 @@ class LanguageModel(LightningModule):
             tokenizer.vocab_size, hp.dim, hp.depth, hp.heads, hp.context_len, hp.dropout, hp.pos_encoding, hp.tie_embeddings
         )
         if hp.compile:
-            self.model.compile(mode=hp.compile_mode)  # in place: parameter names (and checkpoints) stay as they are
+            # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share
+            # one compiled graph, so compiling takes as long for 24 blocks as for one.
+            for block in self.model.blocks:
+                block.compile(mode=hp.compile_mode)
         chars = torch.from_numpy(tokenizer.chars_per_token())
         self.train_bpc = BitsPerCharacter(chars)
         self.val_bpc = BitsPerCharacter(chars)
@@ -112,25 +125,40 @@ class LanguageModel(LightningModule):
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)
 
-    def _nll(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = batch  # (B, T), (B, T)
+    def _nll(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-token negative log-likelihood (B*T,) of targets y given inputs x (B, T)."""
         logits = self.model(x)  # (B, T, V)
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")  # (B*T,)
-        return nll, y.flatten()
+        return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), reduction="none")
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        nll, targets = self._nll(batch)
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        nll = self._nll(x, y)
         loss = nll.mean()
         # A non-finite loss is noted on the device every step (no wait for the GPU) and acted on where
         # the host reads values anyway: on logging steps and before each validation, so no checkpoint
         # is written from NaN weights.
         self.nonfinite |= ~torch.isfinite(loss.detach())
+        return nll, loss
+
+    def _whole_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The step that model.cuda_graph records: what Lightning's optimization loop does, in one function."""
+        nll, loss = self._loss(x, y)
+        loss.backward()
+        self._clip(self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
+        self.trainer.optimizers[0].step()
+        return nll, loss
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch  # (B, T), (B, T)
+        if self.step_graph is None:
+            nll, loss = self._loss(x, y)
+        else:
+            nll, loss = self.step_graph(x, y)  # forward, backward, clipping and AdamW: one graph launch
         # Logging costs about a millisecond of Python per step, more than a small model's GPU work,
         # and the logger only writes every log_every_n_steps (and at the last step): log those only.
         step = self.global_step + 1
         if step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps:
             self._stop_if_nonfinite()
-            self.train_bpc(nll, targets)
+            self.train_bpc(nll, y.flatten())
             self.log_dict({"train_loss": loss, "train_bpc": self.train_bpc}, prog_bar=True)
             self.log("lr", self.lr_schedulers().get_last_lr()[0])
         return loss
@@ -149,6 +177,42 @@ class LanguageModel(LightningModule):
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
         # train dataloader before a resumed run restores its position in the epoch.
         self.schedule.total = self.trainer.estimated_stepping_batches
+        if self.hparams.cuda_graph:
+            # After a resume has restored the optimizer: the graph records its state tensors' addresses.
+            reason = self._why_not_capturable()
+            if reason:
+                rank_zero_info(f"model.cuda_graph is not used: {reason}; training runs as usual.")
+            else:
+                self.step_graph = StepGraph(self._whole_step, self.trainer.optimizers[0])
+
+    def _why_not_capturable(self) -> str | None:
+        trainer = self.trainer
+        if self.device.type != "cuda":
+            return f"it needs a CUDA GPU, and this run trains on {self.device.type}"
+        if trainer.world_size > 1:
+            return f"it records one GPU's step, and this run trains on {trainer.world_size} processes"
+        if trainer.accumulate_grad_batches > 1:
+            return "it records a whole optimizer step, which trainer.accumulate_grad_batches spreads over several batches"
+        if not trainer.optimizers[0].defaults.get("fused"):
+            return "it needs the fused AdamW, which precision 16-mixed rules out (use bf16-mixed)"
+        return None
+
+    # With a recorded step, Lightning's optimization loop only calls training_step (which replays the
+    # graph): its gradient zeroing, backward, clipping and optimizer step are in the graph.
+
+    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
+        if self.step_graph is None:
+            optimizer.zero_grad()
+
+    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+        if self.step_graph is None:
+            super().backward(loss, *args, **kwargs)
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+        if self.step_graph is None:
+            super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        else:
+            optimizer_closure()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # Lightning validates at epoch ends and every val_check_interval, but not when max_steps ends a run
@@ -160,9 +224,10 @@ class LanguageModel(LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # Eager even when the model is compiled: compiling a second (no-grad) graph, and again for a
         # shorter last batch, costs more start-up time than it saves over a few validation passes.
-        nll, targets = self._nll(batch)
-        self.val_bpc.update(nll, targets)
-        self.log("val_loss", nll.mean(), batch_size=batch[0].size(0), sync_dist=True)
+        x, y = batch
+        nll = self._nll(x, y)
+        self.val_bpc.update(nll, y.flatten())
+        self.log("val_loss", nll.mean(), batch_size=x.size(0), sync_dist=True)
         self.log("val_bpc", self.val_bpc, prog_bar=True)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -216,12 +281,18 @@ class LanguageModel(LightningModule):
         elif optimizer.defaults.get("fused"):
             # Lightning refuses to clip for an optimizer that unscales internally (fused AdamW), even under
             # bf16, which has no loss scale; the gradients here are the true ones (see configure_optimizers).
-            if gradient_clip_algorithm == "value":
-                torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
-            else:
-                torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val, foreach=True)
+            self._clip(gradient_clip_val, gradient_clip_algorithm)
         else:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
+    def _clip(self, clip_val: float | None, algorithm: str | None) -> None:
+        """Clip the gradients on the device (no wait for the GPU, so it can be recorded in a CUDA graph)."""
+        if not clip_val:
+            return
+        if algorithm == "value":
+            torch.nn.utils.clip_grad_value_(self.parameters(), clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), clip_val, foreach=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["tokenizer"] = self.tokenizer.to_dict()

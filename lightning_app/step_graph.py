@@ -1,0 +1,82 @@
+"""StepGraph: a whole training step (forward, backward, clipping, AdamW) recorded once as a CUDA graph.
+
+A small model's step is a few hundred short kernels, and launching them from Python takes longer
+than the GPU needs to run them. Recorded once, the step becomes one graph launch. A graph replays
+fixed kernels on fixed memory, so:
+
+- each batch is copied into the same input buffers;
+- the gradients live in the graph's memory and are written, not added to, by every replay (they
+  must never be set to None after the capture);
+- the optimizer must be fused (its step counter already lives on the GPU), and its learning rates
+  are read from GPU tensors refilled from the param groups before each replay, so a scheduler that
+  sets ``group["lr"]`` keeps working and the param groups (and checkpoints) keep plain floats.
+
+The first ``warmup`` calls run the step eagerly on a side stream, as PyTorch's CUDA-graph notes
+ask (and as torch.compile needs, to compile before the capture); they are real training steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+
+
+class StepGraph:
+    def __init__(self, step: Step, optimizer: torch.optim.Optimizer, warmup: int = 3) -> None:
+        """``step(x, y)`` runs one optimizer step on inputs and targets (B, T) and returns its outputs (tensors)."""
+        if not optimizer.defaults.get("fused"):
+            raise ValueError("A captured step needs a fused optimizer, whose step counter lives on the GPU.")
+        self.step, self.optimizer, self.warmup = step, optimizer, warmup
+        self.eager_calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.inputs: tuple[torch.Tensor, torch.Tensor] = ()
+        self.outputs: tuple[torch.Tensor, ...] = ()
+        self.lrs: list[torch.Tensor] = []
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.graph is None:
+            if self.eager_calls < self.warmup:
+                self.eager_calls += 1
+                return self._eager(x, y)
+            self._capture(x, y)
+        if x.shape != self.inputs[0].shape:
+            raise ValueError(f"A captured step takes batches of shape {tuple(self.inputs[0].shape)}, got {tuple(x.shape)}.")
+        self.inputs[0].copy_(x)
+        self.inputs[1].copy_(y)
+        for group, lr in zip(self.optimizer.param_groups, self.lrs):
+            lr.fill_(group["lr"])  # a fill with a Python number: no wait for the GPU
+        self.graph.replay()
+        return self.outputs
+
+    def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self.optimizer.zero_grad(set_to_none=True)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            outputs = self.step(x, y)
+        torch.cuda.current_stream().wait_stream(side)
+        return outputs
+
+    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        groups = self.optimizer.param_groups
+        self.inputs = (x.clone(), y.clone())
+        self.lrs = [torch.tensor(float(group["lr"]), device=x.device) for group in groups]
+        plain = [(group["lr"], group["capturable"]) for group in groups]
+        # Gradients are made during the capture, in the graph's memory.
+        self.optimizer.zero_grad(set_to_none=True)
+        self.graph = torch.cuda.CUDAGraph()
+        try:
+            for group, lr in zip(groups, self.lrs):
+                group["lr"], group["capturable"] = lr, True  # capturable only lifts the optimizer's capture guard
+            # Autocast's cache of cast weights would hand the capture's placeholders to later eager code.
+            autocast = torch.autocast(
+                "cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False
+            )
+            with torch.cuda.graph(self.graph), autocast:
+                self.outputs = self.step(*self.inputs)
+        finally:
+            for group, (lr, capturable) in zip(groups, plain):
+                group["lr"], group["capturable"] = lr, capturable
