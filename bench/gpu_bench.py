@@ -20,18 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lightning_app.throughput import peak_flops  # noqa: E402
 from lightning_app.cli import main  # noqa: E402
 from lightning_app.model import TinyDecoderLM  # noqa: E402
+from lightning_app.step_graph import StepGraph  # noqa: E402
 
-# Each config: model and batch, `ctt fit` flags, and the torch.compile mode of the plain loop beside it.
+# Each config: model and batch, `ctt fit` flags, and the plain loops measured beside it (see plain_loop).
 SEED = dict(dim=256, depth=6, heads=8, context_len=256, batch=32, steps=600)
-GPT2 = dict(dim=768, depth=12, heads=12, context_len=1024, steps=120, flags=[], mode="default")
+GPT2 = dict(dim=768, depth=12, heads=12, context_len=1024, steps=100, flags=["--model.cuda_graph=false"], plain_mode="default")
+NANOGPT = "model compiled"  # the issue's reference loop: the whole model compiled, nothing recorded
 CONFIGS = {
-    "seed default, compile": SEED | dict(flags=["--model.cuda_graph=false"], mode="default"),
-    "seed default, compile reduce-overhead": SEED | dict(flags=["--model.cuda_graph=false", "--model.compile_mode=reduce-overhead"], mode="reduce-overhead"),
-    "seed default, compile + recorded step (gpu.yaml)": SEED | dict(flags=[], mode="reduce-overhead"),
-    "seed default, recorded step, no compile": SEED | dict(flags=["--model.compile=false"], mode=None),
-    "GPT-2 small, batch 32, compile": GPT2 | dict(batch=32),
-    "GPT-2 small, batch 64, compile": GPT2 | dict(batch=64),
-    "GPT-2 small, batch 96, compile": GPT2 | dict(batch=96),
+    "seed default, compile": SEED | dict(flags=["--model.cuda_graph=false"], plain_mode="default", plain=[NANOGPT]),
+    "seed default, compile reduce-overhead": SEED
+    | dict(flags=["--model.cuda_graph=false", "--model.compile_mode=reduce-overhead"], plain_mode="reduce-overhead", plain=[NANOGPT]),
+    "seed default, compile + recorded step (gpu.yaml)": SEED
+    | dict(flags=[], plain_mode="default", plain=["blocks compiled, recorded", "model compiled, recorded"]),
+    "seed default, recorded step, no compile": SEED | dict(flags=["--model.compile=false"], plain_mode=None, plain=["recorded"]),
+    "GPT-2 small, batch 32, compile": GPT2 | dict(batch=32, plain=[]),
+    "GPT-2 small, batch 128, compile": GPT2 | dict(batch=128, plain=[NANOGPT]),
 }
 
 
@@ -47,25 +50,39 @@ def measured_matmul_flops() -> float:
     return 20 * 2 * 8192**3 / (time.perf_counter() - start)
 
 
-def plain_loop(cfg: dict, steps: int = 200) -> float:
-    """ms/step of a minimal bf16 loop (nanoGPT's shape): forward, loss, backward, clip, fused AdamW."""
+def plain_loop(cfg: dict, plain: str, steps: int = 200) -> float:
+    """ms/step of a minimal bf16 loop (nanoGPT's shape): forward, loss, backward, clip, fused AdamW.
+
+    ``plain`` names the variant: "model" or "blocks" compiled, in a compile mode or not at all, and
+    with the whole step recorded as one CUDA graph (StepGraph, as `model.cuda_graph`) or not.
+    """
     model = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).cuda()
-    if cfg["mode"]:
-        model.compile(mode=cfg["mode"])
+    mode = cfg["plain_mode"]
+    for module in ([model] if "model compiled" in plain else model.blocks if "blocks compiled" in plain else []):
+        module.compile(mode=mode)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, fused=True)
     data = torch.randint(0, 256, (1_000_000,), device="cuda")
     offsets = torch.arange(cfg["context_len"] + 1, device="cuda")
 
+    def train(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor]:
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            logits = model(x)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
+        opt.step()
+        return (loss,)
+
+    recorded = StepGraph(train, opt) if "recorded" in plain else None
+
     def step() -> None:
         starts = torch.randint(0, len(data) - cfg["context_len"] - 1, (cfg["batch"], 1), device="cuda")
         windows = data[starts + offsets]
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(windows[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), windows[:, 1:].flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        if recorded:
+            recorded(windows[:, :-1], windows[:, 1:])
+        else:
+            train(windows[:, :-1], windows[:, 1:])
+            opt.zero_grad(set_to_none=True)
 
     for _ in range(30):
         step()
@@ -99,7 +116,7 @@ def main_bench() -> None:
     peak, measured = peak_flops(torch.device("cuda")), measured_matmul_flops()
     print(f"# {torch.cuda.get_device_name()}, torch {torch.__version__}, datasheet bf16 peak {peak / 1e12:.0f} TFLOP/s, "
           f"measured 8192^3 bf16 matmul {measured / 1e12:.0f} TFLOP/s, {time.strftime('%Y-%m-%d')}")
-    rows, plain_ms = [], {}
+    rows = []
     only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
     for name, cfg in CONFIGS.items():
         if only and not any(word in name for word in only):
@@ -114,13 +131,14 @@ def main_bench() -> None:
         ms = tokens / tps * 1000
         tflops = tps * flops_per_token / 1e12
         rows.append((f"ctt fit: {name}", ms, tps, tflops, tflops * 1e12 / peak, tflops * 1e12 / measured, mem))
-        plain = f"plain loop: {name.split(',')[0]}, batch {cfg['batch']}, {'compile ' + cfg['mode'] if cfg['mode'] else 'no compile'}"
-        if plain not in plain_ms:  # one plain loop per model, batch and compile mode
-            plain_ms[plain] = plain_loop(cfg)
-            plain_tps = tokens / plain_ms[plain] * 1000
+        print(f"[{name}] ctt fit {ms:.2f} ms/step", flush=True)
+        for variant in cfg["plain"]:
+            plain = f"plain loop: {name.split(',')[0]}, batch {cfg['batch']}, {variant}" + (f" ({cfg['plain_mode']})" if "compiled" in variant else "")
+            plain_ms = plain_loop(cfg, variant)
+            plain_tps = tokens / plain_ms * 1000
             plain_tflops = plain_tps * flops_per_token / 1e12
-            rows.append((plain, plain_ms[plain], plain_tps, plain_tflops, plain_tflops * 1e12 / peak, plain_tflops * 1e12 / measured, float("nan")))
-        print(f"[{name}] ctt fit {ms:.2f} ms/step vs {plain} {plain_ms[plain]:.2f} ms/step", flush=True)
+            rows.append((plain, plain_ms, plain_tps, plain_tflops, plain_tflops * 1e12 / peak, plain_tflops * 1e12 / measured, float("nan")))
+            print(f"[{plain}] {plain_ms:.2f} ms/step", flush=True)
     print("\n| config | ms/step | tokens/s | model TFLOP/s | MFU (datasheet) | MFU (measured matmul) | peak GPU mem (GiB) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, ms, tps, tflops, mfu, mfu_m, mem in rows:

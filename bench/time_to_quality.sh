@@ -19,11 +19,15 @@ export TORCHINDUCTOR_CACHE_DIR=$RUN/inductor TRITON_CACHE_DIR=$RUN/triton
 start=$(date +%s.%N)
 python3 -m lightning_app fit --config configs/gutenberg-gpu.yaml --data.data_dir "$RUN/data" \
   --data.gutenberg_mirror http://127.0.0.1:8765 --data.cache_dir "$RUN/cache" \
-  --trainer.logger.init_args.save_dir "$RUN" --checkpoint.dirpath "$RUN/ckpt" "$@" > "$RUN/log" 2>&1
-status=$?
+  --trainer.logger.init_args.save_dir "$RUN" --checkpoint.dirpath "$RUN/ckpt" "$@" 2>&1 |
+  python3 -c 'import io, sys, time  # each output line (progress-bar redraws too) stamped with seconds since start
+start = float(sys.argv[1])
+for line in io.TextIOWrapper(sys.stdin.buffer, newline=""):
+    print(f"{time.time() - start:7.2f} {line.rstrip()}", flush=True)' "$start" > "$RUN/log"
+status=${PIPESTATUS[0]}
 end=$(date +%s.%N)
 kill $mirror
 echo "$NAME: exit $status, process wall $(awk "BEGIN {printf \"%.1f\", $end - $start}") s, $(ls "$RUN/data" | wc -l) books downloaded"
-grep -iE "run summary|best val|error" "$RUN/log" | head -5
+grep -iE "run summary|best val|error|Tokenizing|LOCAL_RANK| 100/|Validation DataLoader 0: 100|--- sample|BPC plot" "$RUN/log" | awk '!seen[$2 $3 $4]++' | head -20
 awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) {if ($i == "val_bpc") v = i; if ($i == "step") s = i}}
   NR > 1 && $v != "" {printf "  step %s val_bpc %s\n", $s, $v}' "$RUN/lightning_logs/version_0/metrics.csv"

@@ -28,7 +28,7 @@ def test_cuda_graph_with_a_graph_recording_compile_mode_is_a_clear_error():
 
 def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog):
     with caplog.at_level(logging.INFO):
-        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--model.cuda_graph=true"])
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.accelerator=cpu", "--model.cuda_graph=true"])
     assert "model.cuda_graph is not used: it needs a CUDA GPU" in caplog.text
     assert Path("checkpoints/model.ckpt").is_file()
 
