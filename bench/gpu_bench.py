@@ -31,7 +31,7 @@ CONFIGS = {
     "seed default, compile reduce-overhead": SEED
     | dict(flags=["--model.cuda_graph=false", "--model.compile_mode=reduce-overhead"], plain_mode="reduce-overhead", plain=[NANOGPT]),
     "seed default, compile + recorded step (gpu.yaml)": SEED
-    | dict(flags=[], plain_mode="default", plain=["blocks compiled, recorded", "model compiled, recorded"]),
+    | dict(flags=[], plain_mode="default", plain=["blocks compiled, recorded"]),
     "seed default, recorded step, no compile": SEED | dict(flags=["--model.compile=false"], plain_mode=None, plain=["recorded"]),
     "GPT-2 small, batch 32, compile": GPT2 | dict(batch=32, plain=[]),
     "GPT-2 small, batch 128, compile": GPT2 | dict(batch=128, plain=[NANOGPT]),

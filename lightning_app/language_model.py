@@ -16,7 +16,7 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.strategies import FSDPStrategy
 
-from .metrics import BitsPerCharacter
+from .metrics import BitsPerCharacter, on_host
 from .model import TinyDecoderLM, check_sizes
 from .step_graph import StepGraph
 from .tokenizer import Tokenizer, tokenizer_from_dict
@@ -157,10 +157,12 @@ class LanguageModel(LightningModule):
         # and the logger only writes every log_every_n_steps (and at the last step): log those only.
         step = self.global_step + 1
         if step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps:
-            self._stop_if_nonfinite()
-            self.train_bpc(nll, y.flatten())
-            self.log_dict({"train_loss": loss, "train_bpc": self.train_bpc}, prog_bar=True)
-            self.log("lr", self.lr_schedulers().get_last_lr()[0])
+            self._stop_if_nonfinite()  # the host waits for the GPU here anyway
+            self.train_bpc.update(nll, y.flatten())
+            values = {"train_loss": loss, "train_bpc": self.train_bpc.compute()}  # this batch's
+            self.train_bpc.reset()
+            self.log_dict(on_host(values), prog_bar=True)
+            self.log_dict(on_host({"lr": self.lr_schedulers().get_last_lr()[0]}))
         return loss
 
     def _stop_if_nonfinite(self) -> None:

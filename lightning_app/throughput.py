@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from .metrics import on_host
+
 # Dense bf16 peaks from the datasheets (FLOP/s), for MFU.
 PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
@@ -57,7 +59,7 @@ class Throughput(Callback):
             if peak:
                 self.mfu = self.tokens_per_sec * pl_module.model.flops_per_token() / (peak * trainer.world_size)
                 metrics["mfu"] = self.mfu
-            pl_module.log_dict(metrics, prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
+            pl_module.log_dict(on_host(metrics), prog_bar=True, on_step=True, on_epoch=False, rank_zero_only=True)
         self._start, self._start_tokens = now, self.tokens
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
