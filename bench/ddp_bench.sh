@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
-# Multi-GPU runs through `ctt fit` on one host: tokens/s of GPT-2 small on 1 and 2 GPUs (DDP),
+# Multi-GPU runs through `ctt fit` on one host: tokens/s of GPT-2 small (batch 128 per GPU) on 1 and 2 GPUs (DDP),
 # what each rank trains on and its val_bpc, and an FSDP smoke run of a larger model.
 # bash bench/ddp_bench.sh DATA_DIR   (repository root on PYTHONPATH; results printed, full logs in $OUT if set)
 set -u
 DATA=$1
 OUT=${OUT:-/tmp}
-COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 32
-  --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 200 --trainer.limit_val_batches 20
+COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 128
+  --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 150 --trainer.limit_val_batches 5
   --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=tests.probes.RankReport"
 tps() { awk -F, 'NR==1 {for (i = 1; i <= NF; i++) if ($i == "tokens_per_sec") c = i} NR > 1 && $c != "" {v = $c} END {print v}' "$1"; }
 for n in ${DEVICES-1 2}; do  # DEVICES= (empty) skips to the FSDP run
   rm -rf "$OUT/ddp$n" && mkdir -p "$OUT/ddp$n"
-  python3 -m lightning_app fit $COMMON --trainer.devices $n --trainer.strategy ddp \
+  NCCL_DEBUG=INFO python3 -m lightning_app fit $COMMON --trainer.devices $n --trainer.strategy ddp \
     --trainer.logger.init_args.save_dir "$OUT/ddp$n" --checkpoint.dirpath "$OUT/ddp$n/ckpt" > "$OUT/ddp$n.log" 2>&1
   echo "devices=$n: exit $?, tokens/s $(tps "$OUT/ddp$n/lightning_logs/version_0/metrics.csv")"
-  grep "^rank" "$OUT/ddp$n.log"
+  grep -E "^rank|run summary|throughput" "$OUT/ddp$n.log"
+  grep -m 2 -E "NCCL INFO Channel 00.* via " "$OUT/ddp$n.log"  # how the GPUs talk (NVLink P2P or through the host)
 done
 rm -rf "$OUT/fsdp" && mkdir -p "$OUT/fsdp"
 python3 -m lightning_app fit --config configs/gpu.yaml --data.data_dir "$DATA" --data.context_len 1024 --data.batch_size 8 \
   --model.dim 2048 --model.depth 16 --model.heads 16 --model.compile false --trainer.devices 2 --trainer.strategy fsdp \
-  --trainer.max_steps 30 --trainer.limit_val_batches 5 --sample.length 50 --trainer.enable_model_summary false \
+  --trainer.max_steps 20 --trainer.limit_val_batches 5 --sample.length 50 --trainer.enable_model_summary false \
   --trainer.logger.init_args.save_dir "$OUT/fsdp" --checkpoint.dirpath "$OUT/fsdp/ckpt" > "$OUT/fsdp.log" 2>&1
 status=$?
 echo "fsdp (2048 x 16, about $(( (16 * 16 * 2048 * 2048 + 2 * 256 * 2048) / 1000000 )) M parameters): exit $status"
