@@ -5,7 +5,7 @@
 set -u
 DATA=$1
 OUT=${OUT:-/tmp}
-COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 128
+COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 128 --data.stride 128
   --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 150 --trainer.limit_val_batches 5
   --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=tests.probes.RankReport"
 tps() { awk -F, 'NR==1 {for (i = 1; i <= NF; i++) if ($i == "tokens_per_sec") c = i} NR > 1 && $c != "" {v = $c} END {print v}' "$1"; }
