@@ -20,6 +20,7 @@ for n in ${DEVICES-1 2}; do  # DEVICES= (empty) skips to the FSDP run
   grep -E "^rank|run summary|throughput" "$OUT/$run.log"
   grep -m 2 -E "NCCL INFO Channel 00.* via " "$OUT/$run.log"  # how the GPUs talk (NVLink P2P or through the host)
 done
+[ "${FSDP-1}" = 0 ] && exit 0  # FSDP=0 skips the FSDP smoke run
 rm -rf "$OUT/fsdp" && mkdir -p "$OUT/fsdp"
 python3 -m lightning_app fit --config configs/gpu.yaml --data.data_dir "$DATA" --data.context_len 1024 --data.batch_size 8 \
   --model.dim 2048 --model.depth 16 --model.heads 16 --model.compile false --trainer.devices 2 --trainer.strategy fsdp \
