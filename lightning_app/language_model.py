@@ -7,14 +7,16 @@ tokenizer stored in a checkpoint, so ``LanguageModel.load_from_checkpoint(path)`
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import GradientAccumulationScheduler
+from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
-from lightning.pytorch.strategies import FSDPStrategy
 
 from .metrics import BitsPerCharacter, on_host
 from .model import TinyDecoderLM, check_sizes
@@ -142,9 +144,10 @@ class LanguageModel(LightningModule):
     def _whole_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The step that model.cuda_graph records: what Lightning's optimization loop does, in one function."""
         nll, loss = self._loss(x, y)
-        loss.backward()
-        self._clip(self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
-        self.trainer.optimizers[0].step()
+        with torch.autocast(self.device.type, enabled=False):  # as in Lightning's loop, only the forward is autocast
+            loss.backward()
+            self._clip(self.trainer.gradient_clip_val, self.trainer.gradient_clip_algorithm)
+            self.trainer.optimizers[0].step()
         return nll, loss
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -158,8 +161,7 @@ class LanguageModel(LightningModule):
         step = self.global_step + 1
         if step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps:
             self._stop_if_nonfinite()  # the host waits for the GPU here anyway
-            self.train_bpc.update(nll, y.flatten())
-            values = {"train_loss": loss, "train_bpc": self.train_bpc.compute()}  # this batch's
+            values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
             self.log_dict(on_host(values), prog_bar=True)
             self.log_dict(on_host({"lr": self.lr_schedulers().get_last_lr()[0]}))
@@ -179,6 +181,7 @@ class LanguageModel(LightningModule):
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
         # train dataloader before a resumed run restores its position in the epoch.
         self.schedule.total = self.trainer.estimated_stepping_batches
+        self.step_graph = None
         if self.hparams.cuda_graph:
             # After a resume has restored the optimizer: the graph records its state tensors' addresses.
             reason = self._why_not_capturable()
@@ -187,20 +190,30 @@ class LanguageModel(LightningModule):
             else:
                 self.step_graph = StepGraph(self._whole_step, self.trainer.optimizers[0])
 
+    def on_train_end(self) -> None:
+        self.step_graph = None  # frees the graph's memory before sampling
+
     def _why_not_capturable(self) -> str | None:
         trainer = self.trainer
         if self.device.type != "cuda":
             return f"it needs a CUDA GPU, and this run trains on {self.device.type}"
-        if trainer.world_size > 1:
-            return f"it records one GPU's step, and this run trains on {trainer.world_size} processes"
-        if trainer.accumulate_grad_batches > 1:
-            return "it records a whole optimizer step, which trainer.accumulate_grad_batches spreads over several batches"
+        if not isinstance(trainer.strategy, SingleDeviceStrategy):
+            return f"it records one GPU's step, and this run trains with {type(trainer.strategy).__name__}"
+        accumulating = any(isinstance(callback, GradientAccumulationScheduler) for callback in trainer.callbacks)
+        if trainer.accumulate_grad_batches > 1 or accumulating:
+            return "it records a whole optimizer step, which gradient accumulation spreads over several batches"
         if not trainer.optimizers[0].defaults.get("fused"):
             return "it needs the fused AdamW, which precision 16-mixed rules out (use bf16-mixed)"
         return None
 
     # With a recorded step, Lightning's optimization loop only calls training_step (which replays the
-    # graph): its gradient zeroing, backward, clipping and optimizer step are in the graph.
+    # graph): its gradient zeroing, backward, clipping and optimizer step are in the graph, so
+    # on_before_optimizer_step hooks are not called and on_after_backward ones see updated weights.
+    # The gradients live in the graph's memory: they are never set to None, not even before validation.
+
+    def on_validation_model_zero_grad(self) -> None:
+        if self.step_graph is None:
+            super().on_validation_model_zero_grad()
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
         if self.step_graph is None:
@@ -210,7 +223,9 @@ class LanguageModel(LightningModule):
         if self.step_graph is None:
             super().backward(loss, *args, **kwargs)
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer, optimizer_closure: Callable[[], Any] | None = None
+    ) -> None:
         if self.step_graph is None:
             super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         else:

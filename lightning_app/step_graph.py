@@ -4,12 +4,12 @@ A small model's step is a few hundred short kernels, and launching them from Pyt
 than the GPU needs to run them. Recorded once, the step becomes one graph launch. A graph replays
 fixed kernels on fixed memory, so:
 
-- each batch is copied into the same input buffers;
-- the gradients live in the graph's memory and are written, not added to, by every replay (they
-  must never be set to None after the capture);
+- each batch is copied into the same input buffers, and must keep the recorded shape;
+- the gradients live in the graph's memory and are written, not added to, by every replay;
 - the optimizer must be fused (its step counter already lives on the GPU), and its learning rates
   are read from GPU tensors refilled from the param groups before each replay, so a scheduler that
   sets ``group["lr"]`` keeps working and the param groups (and checkpoints) keep plain floats.
+  Other optimizer settings (betas, weight decay) are fixed when the step is recorded.
 
 The first ``warmup`` calls run the step eagerly on a side stream, as PyTorch's CUDA-graph notes
 ask (and as torch.compile needs, to compile before the capture); they are real training steps.
@@ -31,8 +31,9 @@ class StepGraph:
             raise ValueError("A captured step needs a fused optimizer, whose step counter lives on the GPU.")
         self.step, self.optimizer, self.warmup = step, optimizer, warmup
         self.eager_calls = 0
+        self.side_stream: torch.cuda.Stream | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.inputs: tuple[torch.Tensor, torch.Tensor] = ()
+        self.inputs: tuple[torch.Tensor, ...] = ()
         self.outputs: tuple[torch.Tensor, ...] = ()
         self.lrs: list[torch.Tensor] = []
 
@@ -42,10 +43,13 @@ class StepGraph:
                 self.eager_calls += 1
                 return self._eager(x, y)
             self._capture(x, y)
-        if x.shape != self.inputs[0].shape:
-            raise ValueError(f"A captured step takes batches of shape {tuple(self.inputs[0].shape)}, got {tuple(x.shape)}.")
-        self.inputs[0].copy_(x)
-        self.inputs[1].copy_(y)
+        for given, recorded in zip((x, y), self.inputs):
+            if given.shape != recorded.shape or given.dtype != recorded.dtype:
+                raise ValueError(
+                    f"The recorded step takes {recorded.dtype} batches of shape {tuple(recorded.shape)}, "
+                    f"got {given.dtype} {tuple(given.shape)}."
+                )
+            recorded.copy_(given)
         for group, lr in zip(self.optimizer.param_groups, self.lrs):
             lr.fill_(group["lr"])  # a fill with a Python number: no wait for the GPU
         self.graph.replay()
@@ -53,11 +57,12 @@ class StepGraph:
 
     def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.optimizer.zero_grad(set_to_none=True)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
+        if self.side_stream is None:
+            self.side_stream = torch.cuda.Stream()
+        self.side_stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self.side_stream):
             outputs = self.step(x, y)
-        torch.cuda.current_stream().wait_stream(side)
+        torch.cuda.current_stream().wait_stream(self.side_stream)
         return outputs
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -67,7 +72,7 @@ class StepGraph:
         plain = [(group["lr"], group["capturable"]) for group in groups]
         # Gradients are made during the capture, in the graph's memory.
         self.optimizer.zero_grad(set_to_none=True)
-        self.graph = torch.cuda.CUDAGraph()
+        graph = torch.cuda.CUDAGraph()
         try:
             for group, lr in zip(groups, self.lrs):
                 group["lr"], group["capturable"] = lr, True  # capturable only lifts the optimizer's capture guard
@@ -75,8 +80,10 @@ class StepGraph:
             autocast = torch.autocast(
                 "cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False
             )
-            with torch.cuda.graph(self.graph), autocast:
+            # thread_local: a DataLoader's pin-memory thread may allocate pinned memory meanwhile.
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"), autocast:
                 self.outputs = self.step(*self.inputs)
         finally:
             for group, (lr, capturable) in zip(groups, plain):
                 group["lr"], group["capturable"] = lr, capturable
+        self.graph = graph

@@ -106,3 +106,21 @@ def test_validation_windows_are_shared_across_ranks(text_dir: Path, strategy):
     else:  # FSDP: the same number on every rank
         assert len({len(c) for c in counts}) == 1 and len(windows) == len(dm.val_set) - len(dm.val_set) % 4
         assert len(dm.val_set) % 4  # (this corpus does leave windows out)
+
+
+def test_training_batches_are_always_full(text_dir: Path):
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, batch_size=7)
+    dm.trainer = SimpleNamespace(training=True, global_rank=0, world_size=1)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_set) % 7  # this corpus would leave a short last batch
+    assert {len(batch) for batch in dm.train_dataloader()} == {7}
+
+
+def test_fewer_windows_than_one_batch_per_device_is_a_clear_error(text_dir: Path):
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, batch_size=64)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.trainer = SimpleNamespace(global_rank=0, world_size=len(dm.train_set) // 32)
+    with pytest.raises(ValueError, match="fewer than one batch of data.batch_size 64: lower data.batch_size"):
+        dm.train_dataloader()

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from lightning_app.model import TinyDecoderLM
-from lightning_app.step_graph import StepGraph
+from lightning_app.step_graph import Step, StepGraph
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
 
@@ -14,19 +14,24 @@ def test_an_unfused_optimizer_is_refused():
         StepGraph(lambda x, y: (x,), torch.optim.AdamW(model.parameters()))
 
 
+def _step(model: TinyDecoderLM, optimizer: torch.optim.Optimizer, clip: float | None = None) -> Step:
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor]:
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+        optimizer.step()
+        return (loss,)
+
+    return step
+
+
 def _train(steps: int, captured: bool) -> tuple[TinyDecoderLM, torch.optim.Optimizer, list[float]]:
     torch.manual_seed(0)
     model = TinyDecoderLM(64, dim=32, depth=2, heads=2, context_len=16).cuda()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (step + 1))  # a new rate every step
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor]:
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5, foreach=True)
-        optimizer.step()
-        return (loss,)
-
+    step = _step(model, optimizer, clip=0.5)
     graph = StepGraph(step, optimizer, warmup=2)
     data = torch.randint(0, 64, (steps, 4, 17), generator=torch.Generator().manual_seed(1)).cuda()
     losses = []
@@ -62,15 +67,18 @@ def test_param_groups_keep_plain_learning_rates():
 def test_a_batch_of_another_shape_is_refused():
     model = TinyDecoderLM(64, dim=32, depth=1, heads=2, context_len=16).cuda()
     optimizer = torch.optim.AdamW(model.parameters(), fused=True)
-
-    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor]:
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        loss.backward()
-        optimizer.step()
-        return (loss,)
-
-    graph = StepGraph(step, optimizer, warmup=0)
+    graph = StepGraph(_step(model, optimizer), optimizer, warmup=0)
     x = torch.zeros(4, 16, dtype=torch.long, device="cuda")
     graph(x, x)
     with pytest.raises(ValueError, match="shape"):
         graph(x[:2], x[:2])
+
+
+@cuda
+def test_each_replay_draws_new_dropout_masks():
+    model = TinyDecoderLM(64, dim=32, depth=1, heads=2, context_len=16, dropout=0.5).cuda()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, fused=True)  # the weights stay as they are
+    graph = StepGraph(_step(model, optimizer), optimizer, warmup=1)
+    x = torch.randint(0, 64, (4, 16), device="cuda")
+    losses = {graph(x, x)[0].item() for _ in range(4)}  # one eager step, the capture, then replays
+    assert len(losses) == 4
