@@ -185,7 +185,11 @@ class TextDataModule(LightningDataModule):
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
 
     def _loader(
-        self, dataset: LMSequenceDataset, sampler: Iterable[int], loader: type[DataLoader] = DataLoader, drop_last: bool = False
+        self,
+        dataset: LMSequenceDataset,
+        sampler: Iterable[int],
+        loader: type[DataLoader] = DataLoader,
+        drop_last: bool = False,
     ) -> DataLoader:
         """Batches of window indices (B,); the windows themselves are cut in the batch-transfer hooks."""
         return loader(
@@ -220,8 +224,8 @@ class TextDataModule(LightningDataModule):
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
         if len(sampler) < self.batch_size:
             raise ValueError(
-                f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than one batch of "
-                f"data.batch_size {self.batch_size}: lower data.batch_size or data.stride, or add text."
+                f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than "
+                f"one batch of data.batch_size {self.batch_size}: lower data.batch_size or data.stride, or add text."
             )
         # Every training batch is full: one shape for the compiled network and the recorded step.
         return self._loader(self.train_set, sampler, ResumableDataLoader, drop_last=True)

@@ -85,7 +85,7 @@ class LanguageModel(LightningModule):
             min_lr: Learning rate that the cosine decay ends at.
             compile: Compile the network's blocks with torch.compile (worth it on GPUs; costs start-up time).
             compile_mode: torch.compile mode; reduce-overhead replays the network as CUDA graphs (cuda_graph goes further).
-            cuda_graph: On one GPU, record the whole training step (forward, backward, clipping, AdamW) as one CUDA graph and replay it: for small models whose steps are launch-bound. Elsewhere training runs as usual.
+            cuda_graph: On one GPU, record the whole training step as one CUDA graph and replay it (for small, launch-bound models).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -224,7 +224,11 @@ class LanguageModel(LightningModule):
             super().backward(loss, *args, **kwargs)
 
     def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer, optimizer_closure: Callable[[], Any] | None = None
+        self,
+        epoch: int,
+        batch_idx: int,
+        optimizer: torch.optim.Optimizer,
+        optimizer_closure: Callable[[], Any] | None = None,
     ) -> None:
         if self.step_graph is None:
             super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)

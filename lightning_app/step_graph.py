@@ -77,9 +77,8 @@ class StepGraph:
             for group, lr in zip(groups, self.lrs):
                 group["lr"], group["capturable"] = lr, True  # capturable only lifts the optimizer's capture guard
             # Autocast's cache of cast weights would hand the capture's placeholders to later eager code.
-            autocast = torch.autocast(
-                "cuda", dtype=torch.get_autocast_dtype("cuda"), enabled=torch.is_autocast_enabled("cuda"), cache_enabled=False
-            )
+            dtype, enabled = torch.get_autocast_dtype("cuda"), torch.is_autocast_enabled("cuda")
+            autocast = torch.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=False)
             # thread_local: a DataLoader's pin-memory thread may allocate pinned memory meanwhile.
             with torch.cuda.graph(graph, capture_error_mode="thread_local"), autocast:
                 self.outputs = self.step(*self.inputs)

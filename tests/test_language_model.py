@@ -39,7 +39,8 @@ def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog
 
 def _capturable_trainer(**changes: object) -> SimpleNamespace:
     fused = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], fused=True)
-    return SimpleNamespace(**{"strategy": SingleDeviceStrategy(), "callbacks": [], "accumulate_grad_batches": 1, "optimizers": [fused]} | changes)
+    trainer = {"strategy": SingleDeviceStrategy(), "callbacks": [], "accumulate_grad_batches": 1, "optimizers": [fused]}
+    return SimpleNamespace(**trainer | changes)
 
 
 @pytest.mark.parametrize(

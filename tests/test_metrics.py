@@ -42,5 +42,5 @@ def test_byte_and_bpe_count_the_same_characters():
 def test_on_host_gives_cpu_float_scalars():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     values = on_host({"loss": torch.tensor(2.5, device=device), "steps": torch.tensor(3), "lr": 1e-3})
-    assert {name: (v.device.type, v.dtype) for name, v in values.items()} == {name: ("cpu", torch.float32) for name in values}
+    assert all(v.device.type == "cpu" and v.dtype == torch.float32 for v in values.values())
     assert [v.item() for v in values.values()] == pytest.approx([2.5, 3.0, 1e-3])
