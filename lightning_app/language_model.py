@@ -217,7 +217,7 @@ class LanguageModel(LightningModule):
 
     def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
         if self.step_graph is None:
-            optimizer.zero_grad()
+            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
 
     def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
         if self.step_graph is None:
