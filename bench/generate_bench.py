@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lightning_app.model import TinyDecoderLM  # noqa: E402
+from lightning_app.model import ModelConfig, TinyDecoderLM  # noqa: E402
 from lightning_app.sampling import generate  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=1000)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = TinyDecoderLM(256).to(args.device).eval()
+    model = TinyDecoderLM(ModelConfig()).to(args.device).eval()
     cached = tokens_per_sec(model, args.tokens, True, args.device)
     plain = tokens_per_sec(model, args.tokens, False, args.device)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lightning_app.throughput import peak_flops  # noqa: E402
 from lightning_app.cli import main  # noqa: E402
-from lightning_app.model import TinyDecoderLM  # noqa: E402
+from lightning_app.model import ModelConfig, TinyDecoderLM  # noqa: E402
 from lightning_app.step_graph import StepGraph  # noqa: E402
 
 # Each config: model and batch, `ctt fit` flags, and the plain loops measured beside it (see plain_loop).
@@ -57,7 +57,7 @@ def plain_loop(cfg: dict, plain: str, steps: int = 200) -> float:
     ``plain`` names the variant: "model" or "blocks" compiled, in a compile mode or not at all, and
     with the whole step recorded as one CUDA graph (StepGraph, as `model.cuda_graph`) or not.
     """
-    model = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).cuda()
+    model = TinyDecoderLM(ModelConfig(dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], context_len=cfg["context_len"])).cuda()
     mode = cfg["plain_mode"]
     for module in ([model] if "model compiled" in plain else model.blocks if "blocks compiled" in plain else []):
         module.compile(mode=mode)
@@ -123,7 +123,7 @@ def main_bench() -> None:
         if only and not any(word in name for word in only):
             continue
         tokens = cfg["batch"] * cfg["context_len"]
-        flops_per_token = TinyDecoderLM(256, cfg["dim"], cfg["depth"], cfg["heads"], cfg["context_len"]).flops_per_token()
+        flops_per_token = TinyDecoderLM(ModelConfig(dim=cfg["dim"], depth=cfg["depth"], heads=cfg["heads"], context_len=cfg["context_len"])).flops_per_token()
         try:
             tps, mem = lightning_fit(cfg, data_dir)
         except (torch.OutOfMemoryError, SystemExit) as err:  # the CLI turns errors into one line and an exit

@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
 from .datamodule import TextDataModule
+from .horizon import Horizon
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
 from .sampling import sample_text
@@ -43,6 +44,7 @@ class TrainerCLI(LightningCLI):
             }
         )
         parser.add_lightning_class_args(SampleText, "sample")
+        parser.add_lightning_class_args(Horizon, "horizon")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(PlotMetrics, "plot")
         parser.link_arguments("data.context_len", "model.context_len")

@@ -1,4 +1,4 @@
-"""LanguageModel: the training logic around ``TinyDecoderLM`` (loss, BPC metrics, AdamW, cosine schedule).
+"""LanguageModel: the training logic around ``TinyDecoderLM`` (loss, BPC metrics, optimizer, learning-rate schedule).
 
 The network itself is built in ``setup``, once the datamodule knows the vocabulary, or from the
 tokenizer stored in a checkpoint, so ``LanguageModel.load_from_checkpoint(path)`` needs no arguments.
@@ -6,6 +6,7 @@ tokenizer stored in a checkpoint, so ``LanguageModel.load_from_checkpoint(path)`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +20,10 @@ from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
 from .metrics import BitsPerCharacter, on_host
-from .model import TinyDecoderLM, check_sizes
-from .step_graph import StepGraph
+from .model import ModelConfig, TinyDecoderLM
+from .optim import MuonAdamW
+from .schedule import LearningRateSchedule
+from .step_graph import StepGraph, capturable
 from .tokenizer import Tokenizer, tokenizer_from_dict
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
@@ -34,21 +37,6 @@ def _check_format(checkpoint: dict[str, Any]) -> None:
         )
 
 
-class WarmupCosine:
-    """Learning-rate factor per optimizer step: linear warmup, then cosine decay to ``floor`` at step ``total``."""
-
-    def __init__(self, warmup: int, floor: float, total: int | float = 0) -> None:
-        self.warmup, self.floor, self.total = warmup, floor, total
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        if not self.total:  # not known yet (before training starts): the peak
-            return 1.0
-        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
 class LanguageModel(LightningModule):
     def __init__(
         self,
@@ -59,10 +47,16 @@ class LanguageModel(LightningModule):
         context_len: int = 256,
         pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal",
         tie_embeddings: bool = False,
+        qk_norm: bool = False,
+        zero_init: bool = False,
+        logit_softcap: float = 0.0,
+        optimizer: Literal["adamw", "muon"] = "adamw",
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         beta2: float = 0.999,
         warmup_steps: int = 0,
+        schedule: Literal["cosine", "wsd"] = "cosine",
+        decay_fraction: float = 0.3,
         min_lr: float = 0.0,
         compile: bool = False,
         compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default",
@@ -78,18 +72,28 @@ class LanguageModel(LightningModule):
             context_len: Maximum sequence length (set from data.context_len).
             pos_encoding: Positions: sinusoidal (added to the embeddings) or rotary (applied to queries and keys in attention).
             tie_embeddings: Share the token embedding matrix with the output head.
-            lr: AdamW peak learning rate.
-            weight_decay: AdamW weight decay (matrices and embeddings only, not norms).
+            qk_norm: RMS-normalise queries and keys per head before attention.
+            zero_init: Start the blocks' output projections and the head at zero (each block starts as the identity).
+            logit_softcap: Bound the logits smoothly to (-cap, cap) with cap * tanh(logits / cap); 0 turns it off.
+            optimizer: adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings, head and gains, one learning rate).
+            lr: Peak learning rate.
+            weight_decay: Decoupled weight decay (matrices and embeddings only, not norms).
             beta2: AdamW second-moment decay (0.99 suits small batches).
-            warmup_steps: Linear learning-rate warmup steps before the cosine decay.
-            min_lr: Learning rate that the cosine decay ends at.
+            warmup_steps: Linear learning-rate warmup steps.
+            schedule: After warmup: cosine decay to min_lr, or wsd (stable at lr, then a linear decay to min_lr over the last decay_fraction of the run).
+            decay_fraction: Share of the run that the wsd schedule spends decaying.
+            min_lr: Learning rate that the decay ends at.
             compile: Compile the network's blocks with torch.compile (worth it on GPUs; costs start-up time).
             compile_mode: torch.compile mode; reduce-overhead replays the network as CUDA graphs (cuda_graph goes further).
             cuda_graph: On one GPU, record the whole training step as one CUDA graph and replay it (for small, launch-bound models).
         """
         super().__init__()
         self.save_hyperparameters()
-        check_sizes(dim, depth, heads, context_len, dropout, pos_encoding)  # fail before any data work
+        # The network's settings, checked now (before any data work); the vocabulary comes from the data.
+        sizes = {field.name for field in dataclasses.fields(ModelConfig)} - {"vocab_size"}
+        self.config = ModelConfig(**{name: self.hparams[name] for name in sizes})
+        if not 0 < decay_fraction < 1:
+            raise ValueError(f"model.decay_fraction must be between 0 and 1 (exclusive), got {decay_fraction}.")
         if lr <= 0 or not 0 <= min_lr <= lr:
             raise ValueError(f"model.lr must be positive and model.min_lr in [0, lr], got lr={lr}, min_lr={min_lr}.")
         if cuda_graph and compile and compile_mode in ("reduce-overhead", "max-autotune"):
@@ -105,9 +109,7 @@ class LanguageModel(LightningModule):
     def _build(self, tokenizer: Tokenizer) -> None:
         hp = self.hparams
         self.tokenizer = tokenizer
-        self.model = TinyDecoderLM(
-            tokenizer.vocab_size, hp.dim, hp.depth, hp.heads, hp.context_len, hp.dropout, hp.pos_encoding, hp.tie_embeddings
-        )
+        self.model = TinyDecoderLM(dataclasses.replace(self.config, vocab_size=tokenizer.vocab_size))
         if hp.compile:
             # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share
             # one compiled graph, so compiling takes as long for 24 blocks as for one.
@@ -180,7 +182,8 @@ class LanguageModel(LightningModule):
     def on_train_start(self) -> None:
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
         # train dataloader before a resumed run restores its position in the epoch.
-        self.schedule.total = self.trainer.estimated_stepping_batches
+        total = self.trainer.estimated_stepping_batches  # inf for a run with no step or epoch limit
+        self.schedule.total = int(total) if math.isfinite(total) else 0
         self.step_graph = None
         if self.hparams.cuda_graph:
             # After a resume has restored the optimizer: the graph records its state tensors' addresses.
@@ -202,8 +205,10 @@ class LanguageModel(LightningModule):
         accumulating = any(isinstance(callback, GradientAccumulationScheduler) for callback in trainer.callbacks)
         if trainer.accumulate_grad_batches > 1 or accumulating:
             return "it records a whole optimizer step, which gradient accumulation spreads over several batches"
-        if not trainer.optimizers[0].defaults.get("fused"):
-            return "it needs the fused AdamW, which precision 16-mixed rules out (use bf16-mixed)"
+        if trainer.precision == "16-mixed":
+            return "fp16 loss scaling checks every step's gradients on the host (use bf16-mixed)"
+        if not capturable(trainer.optimizers[0]):
+            return "it needs an optimizer that updates on the GPU alone (the fused AdamW, or model.optimizer muon)"
         return None
 
     # With a recorded step, Lightning's optimization loop only calls training_step (which replays the
@@ -256,16 +261,23 @@ class LanguageModel(LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
+        named = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        # Muon takes the blocks' matrices; the embedding and head (2-D too) and the norm gains stay on AdamW.
+        muon = [p for name, p in named if hp.optimizer == "muon" and name.startswith("blocks.") and p.dim() == 2]
+        taken = {id(p) for p in muon}
         # Decay matrices and embeddings; leave norm gains (1-D) alone.
-        params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [
-            {"params": [p for p in params if p.dim() >= 2], "weight_decay": hp.weight_decay},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+            {"params": [p for _, p in named if p.dim() >= 2 and id(p) not in taken], "weight_decay": hp.weight_decay},
+            {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0},
         ]
-        # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled first.
-        fused = self.device.type == "cuda" and self.trainer.precision != "16-mixed"
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=(0.9, hp.beta2), fused=fused)
-        self.schedule = WarmupCosine(hp.warmup_steps, hp.min_lr / hp.lr)
+        betas = (0.9, hp.beta2)
+        if muon:
+            optimizer = MuonAdamW([{"params": muon, "weight_decay": hp.weight_decay, "muon": True}, *groups], lr=hp.lr, betas=betas)
+        else:
+            # Fused AdamW (one kernel) on GPUs, except under fp16 loss scaling, where gradients must be unscaled first.
+            fused = self.device.type == "cuda" and self.trainer.precision != "16-mixed"
+            optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=betas, fused=fused)
+        self.schedule = LearningRateSchedule(hp.schedule, hp.warmup_steps, hp.min_lr / hp.lr, hp.decay_fraction)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

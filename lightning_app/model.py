@@ -7,6 +7,7 @@ B = batch, T = time (tokens), C = channels (dim), H = heads, D = head dim, V = v
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -14,21 +15,43 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def check_sizes(dim: int, depth: int, heads: int, context_len: int, dropout: float, pos_encoding: str) -> None:
-    """Raise one clear ValueError, named by its CLI key, for sizes that cannot build a model."""
-    for name, value in (("model.dim", dim), ("model.depth", depth), ("model.heads", heads), ("data.context_len", context_len)):
-        if value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value}.")
-    if dim % heads:
-        raise ValueError(f"model.dim ({dim}) must be divisible by model.heads ({heads}).")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}.")
-    if pos_encoding not in ("sinusoidal", "rotary"):
-        raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {pos_encoding!r}.")
-    if pos_encoding == "sinusoidal" and dim % 2:
-        raise ValueError(f"model.dim must be even for sinusoidal positions, got {dim}.")
-    if pos_encoding == "rotary" and (dim // heads) % 2:
-        raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {dim // heads}.")
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every size and switch of the network, declared once; invalid values raise one ValueError named by its CLI key."""
+
+    vocab_size: int = 256  # the byte vocabulary; the datamodule's tokenizer sets the real one
+    dim: int = 256
+    depth: int = 6
+    heads: int = 8
+    context_len: int = 256
+    dropout: float = 0.0
+    pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal"
+    tie_embeddings: bool = False
+    qk_norm: bool = False
+    zero_init: bool = False
+    logit_softcap: float = 0.0
+
+    def __post_init__(self) -> None:
+        sizes = (("model.dim", self.dim), ("model.depth", self.depth), ("model.heads", self.heads), ("data.context_len", self.context_len))
+        for name, value in (("vocabulary size", self.vocab_size), *sizes):
+            if value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value}.")
+        if self.dim % self.heads:
+            raise ValueError(f"model.dim ({self.dim}) must be divisible by model.heads ({self.heads}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {self.dropout}.")
+        if self.pos_encoding not in ("sinusoidal", "rotary"):
+            raise ValueError(f"model.pos_encoding must be 'sinusoidal' or 'rotary', got {self.pos_encoding!r}.")
+        if self.pos_encoding == "sinusoidal" and self.dim % 2:
+            raise ValueError(f"model.dim must be even for sinusoidal positions, got {self.dim}.")
+        if self.pos_encoding == "rotary" and self.head_dim % 2:
+            raise ValueError(f"model.dim / model.heads must be even for rotary positions, got {self.head_dim}.")
+        if self.logit_softcap < 0:
+            raise ValueError(f"model.logit_softcap must be >= 0 (0 turns it off), got {self.logit_softcap}.")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
 
 
 def sinusoidal_positions(dim: int, context_len: int) -> torch.Tensor:
@@ -87,18 +110,22 @@ class KVCache:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim, bias=False)
-        self.dropout = dropout
+        self.heads = config.heads
+        self.qkv = nn.Linear(config.dim, 3 * config.dim, bias=False)
+        self.proj = nn.Linear(config.dim, config.dim, bias=False)
+        self.dropout = config.dropout
+        # QK-norm: queries and keys of unit RMS per head, so attention logits cannot grow without bound.
+        self.q_norm = nn.RMSNorm(config.head_dim) if config.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(config.head_dim) if config.qk_norm else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None, layer: int = 0
     ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        q, k = self.q_norm(q), self.k_norm(k)
         if rope is not None:
             # Before caching: a key is rotated once, by its own position, and stored that way.
             q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
@@ -132,13 +159,13 @@ class GEGLU(nn.Module):
 class Block(nn.Module):
     """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.attn_norm = nn.RMSNorm(dim)
-        self.attn = CausalSelfAttention(dim, heads, dropout)
-        self.attn_dropout = nn.Dropout(dropout)
-        self.ffn_norm = nn.RMSNorm(dim)
-        self.ffn = GEGLU(dim, dropout)
+        self.attn_norm = nn.RMSNorm(config.dim)
+        self.attn = CausalSelfAttention(config)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.ffn_norm = nn.RMSNorm(config.dim)
+        self.ffn = GEGLU(config.dim, config.dropout)
 
     def forward(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None, layer: int = 0
@@ -150,43 +177,37 @@ class Block(nn.Module):
 class TinyDecoderLM(nn.Module):
     """Token embedding, sinusoidal or rotary positions, ``depth`` blocks, final RMSNorm and a linear head."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        dim: int = 256,
-        depth: int = 6,
-        heads: int = 8,
-        context_len: int = 256,
-        dropout: float = 0.0,
-        pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal",
-        tie_embeddings: bool = False,
-    ) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if vocab_size <= 0:
-            raise ValueError(f"The vocabulary size must be positive, got {vocab_size}.")
-        check_sizes(dim, depth, heads, context_len, dropout, pos_encoding)
-        self.context_len, self.pos_encoding = context_len, pos_encoding
-        self.depth, self.heads, self.head_dim = depth, heads, dim // heads
-        self.embed = nn.Embedding(vocab_size, dim)
+        self.config = config
+        self.context_len, self.pos_encoding = config.context_len, config.pos_encoding
+        self.depth, self.heads, self.head_dim = config.depth, config.heads, config.head_dim
+        self.embed = nn.Embedding(config.vocab_size, config.dim)
         # Position tables are rebuilt from the config, so not saved in checkpoints.
-        if pos_encoding == "sinusoidal":
-            self.embed_scale = math.sqrt(dim)
-            self.register_buffer("positions", sinusoidal_positions(dim, context_len), persistent=False)
+        if config.pos_encoding == "sinusoidal":
+            self.embed_scale = math.sqrt(config.dim)
+            self.register_buffer("positions", sinusoidal_positions(config.dim, config.context_len), persistent=False)
         else:
-            cos, sin = rotary_tables(self.head_dim, context_len)
+            cos, sin = rotary_tables(config.head_dim, config.context_len)
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        self.embed_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
-        self.norm = nn.RMSNorm(dim)
-        self.head = nn.Linear(dim, vocab_size, bias=False)
-        if tie_embeddings:
+        self.embed_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
+        self.norm = nn.RMSNorm(config.dim)
+        self.head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        if config.tie_embeddings:
             self.head.weight = self.embed.weight  # one (V, C) matrix both reads tokens in and scores them out
         self.apply(self._init_weights)
-        # Residual projections start small so that deep stacks begin close to the identity (GPT-2).
-        for name, param in self.named_parameters():
-            if name.endswith(("attn.proj.weight", "ffn.down.weight")):
-                nn.init.normal_(param, std=0.02 / math.sqrt(2 * depth))
+        for block in self.blocks:
+            for proj in (block.attn.proj, block.ffn.down):
+                if config.zero_init:
+                    # Every block starts as the identity (modded-nanogpt); its gradient is not zero once the head is not.
+                    nn.init.zeros_(proj.weight)
+                else:
+                    # Residual projections start small so that deep stacks begin close to the identity (GPT-2).
+                    nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * config.depth))
+        if config.zero_init and not config.tie_embeddings:
+            nn.init.zeros_(self.head.weight)  # uniform first predictions: the first loss is exactly log V
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -217,7 +238,12 @@ class TinyDecoderLM(nn.Module):
             x = block(x, rope, cache, layer)
         if cache is not None:
             cache.pos += T
-        return self.head(self.norm(x))  # (B, T, V)
+        logits = self.head(self.norm(x))  # (B, T, V)
+        if self.config.logit_softcap:
+            # A smooth bound |logit| < cap: the model cannot buy confidence with ever larger logits.
+            cap = self.config.logit_softcap
+            logits = cap * torch.tanh(logits / cap)
+        return logits
 
     @staticmethod
     def _rows(table: torch.Tensor, cache: KVCache | None, T: int) -> torch.Tensor:

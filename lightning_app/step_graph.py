@@ -6,7 +6,8 @@ fixed kernels on fixed memory, so:
 
 - each batch is copied into the same input buffers, and must keep the recorded shape;
 - the gradients live in the graph's memory and are written, not added to, by every replay;
-- the optimizer must be fused (its step counter already lives on the GPU), and its learning rates
+- the optimizer must update on the GPU alone (torch's fused AdamW, whose step counter lives there,
+  or one that says ``capturable`` in its defaults, as ``optim.MuonAdamW`` does), and its learning rates
   are read from GPU tensors refilled from the param groups before each replay, so a scheduler that
   sets ``group["lr"]`` keeps working and the param groups (and checkpoints) keep plain floats.
   Other optimizer settings (betas, weight decay) are fixed when the step is recorded.
@@ -24,11 +25,16 @@ import torch
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
+def capturable(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the optimizer's step reads nothing back to the host, so a CUDA graph can record it."""
+    return bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))
+
+
 class StepGraph:
     def __init__(self, step: Step, optimizer: torch.optim.Optimizer, warmup: int = 3) -> None:
         """``step(x, y)`` runs one optimizer step on inputs and targets (B, T) and returns its outputs (tensors)."""
-        if not optimizer.defaults.get("fused"):
-            raise ValueError("A captured step needs a fused optimizer, whose step counter lives on the GPU.")
+        if not capturable(optimizer):
+            raise ValueError("A recorded step needs an optimizer that updates on the GPU alone (fused, or capturable).")
         self.step, self.optimizer, self.warmup = step, optimizer, warmup
         self.eager_calls = 0
         self.side_stream: torch.cuda.Stream | None = None

@@ -9,20 +9,14 @@ from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
 from lightning_app import language_model
 from lightning_app.cli import main
-from lightning_app.language_model import LanguageModel, WarmupCosine
+from lightning_app.language_model import LanguageModel
+from lightning_app.optim import MuonAdamW
 
 TINY = [
     "--model.dim=32", "--model.depth=2", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
     "--trainer.max_steps=12", "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false",
     "--trainer.enable_model_summary=false", "--sample.length=0", "--model.warmup_steps=4", "--model.lr=3e-3",
 ]  # fmt: skip
-
-
-def test_schedule_warms_up_then_decays_to_the_floor():
-    schedule = WarmupCosine(warmup=4, floor=0.1, total=104)
-    assert [schedule(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert schedule(54) == pytest.approx(0.55)
-    assert schedule(104) == pytest.approx(0.1) and schedule(500) == pytest.approx(0.1)
 
 
 def test_cuda_graph_with_a_graph_recording_compile_mode_is_a_clear_error():
@@ -39,7 +33,7 @@ def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog
 
 def _capturable_trainer(**changes: object) -> SimpleNamespace:
     fused = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], fused=True)
-    trainer = {"strategy": SingleDeviceStrategy(), "callbacks": [], "accumulate_grad_batches": 1, "optimizers": [fused]}
+    trainer = {"strategy": SingleDeviceStrategy(), "callbacks": [], "accumulate_grad_batches": 1, "optimizers": [fused], "precision": "bf16-mixed"}
     return SimpleNamespace(**trainer | changes)
 
 
@@ -51,6 +45,8 @@ def _capturable_trainer(**changes: object) -> SimpleNamespace:
         ({"accumulate_grad_batches": 2}, "gradient accumulation"),
         ({"callbacks": [GradientAccumulationScheduler({0: 2})]}, "gradient accumulation"),
         ({"optimizers": [torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])]}, "fused AdamW"),
+        ({"optimizers": [MuonAdamW([{"params": [torch.nn.Parameter(torch.zeros(1))]}])]}, None),
+        ({"precision": "16-mixed"}, "fp16 loss scaling"),
     ],
 )
 def test_cuda_graph_applies_to_one_gpu_with_a_fused_optimizer(changes, reason):

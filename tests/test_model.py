@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lightning_app.language_model import LanguageModel
-from lightning_app.model import TinyDecoderLM, apply_rotary, rotary_tables
+from lightning_app.model import ModelConfig, TinyDecoderLM, apply_rotary, rotary_tables
 from lightning_app.tokenizer import ByteTokenizer
 
 POS_ENCODINGS = ["sinusoidal", "rotary"]
@@ -10,7 +10,7 @@ POS_ENCODINGS = ["sinusoidal", "rotary"]
 
 def small(**kw) -> TinyDecoderLM:
     args = dict(vocab_size=50, dim=32, depth=2, heads=4, context_len=16) | kw
-    return TinyDecoderLM(**args).eval()
+    return TinyDecoderLM(ModelConfig(**args)).eval()
 
 
 @pytest.mark.parametrize("pos_encoding", POS_ENCODINGS)

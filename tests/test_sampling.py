@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from lightning_app.model import TinyDecoderLM
+from lightning_app.model import ModelConfig, TinyDecoderLM
 from lightning_app.sampling import generate, next_token
 
 
 @pytest.mark.parametrize("pos_encoding", ["sinusoidal", "rotary"])
 def test_greedy_cached_equals_uncached_past_the_context(pos_encoding):
     torch.manual_seed(0)
-    model = TinyDecoderLM(vocab_size=40, dim=32, depth=2, heads=4, context_len=16, pos_encoding=pos_encoding).eval()
+    model = TinyDecoderLM(ModelConfig(vocab_size=40, dim=32, depth=2, heads=4, context_len=16, pos_encoding=pos_encoding)).eval()
     prompt = torch.randint(0, 40, (2, 5))
     cached = generate(model, prompt, 60, temperature=0)
     plain = generate(model, prompt, 60, temperature=0, use_cache=False)
@@ -17,13 +17,13 @@ def test_greedy_cached_equals_uncached_past_the_context(pos_encoding):
 
 
 def test_prompt_longer_than_context_keeps_its_tail():
-    model = TinyDecoderLM(vocab_size=40, dim=32, depth=1, heads=4, context_len=8).eval()
+    model = TinyDecoderLM(ModelConfig(vocab_size=40, dim=32, depth=1, heads=4, context_len=8)).eval()
     out = generate(model, torch.randint(0, 40, (1, 30)), 5, temperature=0)
     assert out.shape == (1, 35)
 
 
 def test_seed_gives_the_same_sample():
-    model = TinyDecoderLM(vocab_size=40, dim=32, depth=1, heads=4, context_len=8).eval()
+    model = TinyDecoderLM(ModelConfig(vocab_size=40, dim=32, depth=1, heads=4, context_len=8)).eval()
     prompt = torch.zeros(1, 1, dtype=torch.long)
     runs = [generate(model, prompt, 30, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     assert torch.equal(*runs)

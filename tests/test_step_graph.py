@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lightning_app.model import TinyDecoderLM
+from lightning_app.model import ModelConfig, TinyDecoderLM
 from lightning_app.step_graph import Step, StepGraph
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
@@ -28,7 +28,7 @@ def _step(model: TinyDecoderLM, optimizer: torch.optim.Optimizer, clip: float | 
 
 def _train(steps: int, captured: bool) -> tuple[TinyDecoderLM, torch.optim.Optimizer, list[float]]:
     torch.manual_seed(0)
-    model = TinyDecoderLM(64, dim=32, depth=2, heads=2, context_len=16).cuda()
+    model = TinyDecoderLM(ModelConfig(64, dim=32, depth=2, heads=2, context_len=16)).cuda()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (step + 1))  # a new rate every step
     step = _step(model, optimizer, clip=0.5)
@@ -65,7 +65,7 @@ def test_param_groups_keep_plain_learning_rates():
 
 @cuda
 def test_a_batch_of_another_shape_is_refused():
-    model = TinyDecoderLM(64, dim=32, depth=1, heads=2, context_len=16).cuda()
+    model = TinyDecoderLM(ModelConfig(64, dim=32, depth=1, heads=2, context_len=16)).cuda()
     optimizer = torch.optim.AdamW(model.parameters(), fused=True)
     graph = StepGraph(_step(model, optimizer), optimizer, warmup=0)
     x = torch.zeros(4, 16, dtype=torch.long, device="cuda")
@@ -76,7 +76,7 @@ def test_a_batch_of_another_shape_is_refused():
 
 @cuda
 def test_each_replay_draws_new_dropout_masks():
-    model = TinyDecoderLM(64, dim=32, depth=1, heads=2, context_len=16, dropout=0.5).cuda()
+    model = TinyDecoderLM(ModelConfig(64, dim=32, depth=1, heads=2, context_len=16, dropout=0.5)).cuda()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.0, fused=True)  # the weights stay as they are
     graph = StepGraph(_step(model, optimizer), optimizer, warmup=1)
     x = torch.randint(0, 64, (4, 16), device="cuda")

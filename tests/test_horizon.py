@@ -1,0 +1,74 @@
+import logging
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_app.cli import main
+from lightning_app.horizon import Horizon
+
+TINY = [
+    "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
+    "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+    "--sample.length=0", "--trainer.check_val_every_n_epoch=null", "--data.stride=32",
+]  # fmt: skip
+UNLIMITED = ["--trainer.max_epochs=-1", "--trainer.max_steps=-1"]
+
+
+def fit(text_dir: Path, *args: str) -> dict:
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", *args])
+    return torch.load("checkpoints/last.ckpt", weights_only=True)
+
+
+def test_the_budget_comes_from_the_corpus_and_is_printed(text_dir: Path, caplog):
+    with caplog.at_level(logging.INFO):
+        checkpoint = fit(text_dir, *UNLIMITED, "--horizon.passes=3", "--horizon.min_steps=1", "--horizon.checks=4")
+    budget = checkpoint["callbacks"]["Horizon"]["max_steps"]
+    line = next(line for line in caplog.text.splitlines() if "Run length:" in line)
+    tokens = int(line.split(" passes over ")[1].split(" training tokens")[0].replace(",", ""))
+    expected = math.ceil(3 * tokens / (8 * 32))
+    assert budget == expected and checkpoint["global_step"] == expected
+    assert f"validation every {expected // 4:,} steps" in line
+    assert f"Stopped at step {expected:,}: the budgeted run is complete" in caplog.text
+
+
+def test_a_limit_of_the_users_own_wins(text_dir: Path, caplog):
+    with caplog.at_level(logging.INFO):
+        checkpoint = fit(text_dir, "--trainer.max_steps=7", "--horizon.passes=50")
+    assert checkpoint["global_step"] == 7
+    assert "7 steps, as trainer.max_steps says" in caplog.text
+
+
+def test_stalled_validation_starts_the_decay_and_ends_the_run_early(text_dir: Path, caplog):
+    # A learning rate too small to change anything: val_bpc never improves after the first validation.
+    args = ["--model.lr=1e-30", "--model.schedule=wsd", "--horizon.passes=40", "--horizon.min_steps=1", "--horizon.checks=40"]
+    with caplog.at_level(logging.INFO):
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", *UNLIMITED, *args, "--horizon.patience=2"])
+    planned = int(re.search(r"Run length: ([\d,]+) steps", caplog.text)[1].replace(",", ""))
+    every = int(re.search(r"validation every (\d+) steps", caplog.text)[1])
+    stop, start = map(int, re.search(r"Stopped at step (\d+): validation stopped improving, so the decay started early at step (\d+)", caplog.text).groups())
+    assert start == 3 * every  # the first validation sets the best, the next two bring nothing new
+    assert stop == start + round(start * 0.3 / 0.7) < planned  # the decay keeps its 30% share of the shortened run
+    assert "val_bpc has not improved for 2 validations (best" in caplog.text and f"decays from now to step {stop}," in caplog.text
+
+
+def test_patience_needs_the_wsd_schedule(text_dir: Path, capsys):
+    with pytest.raises(SystemExit, match="1"):
+        fit(text_dir, "--trainer.max_steps=2", "--horizon.passes=1", "--horizon.patience=1")
+    assert "horizon.patience needs model.schedule wsd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kwargs", [{"passes": -1}, {"checks": 0}, {"tokens_per_param": 0}, {"patience": -2}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError, match=f"horizon.{next(iter(kwargs))}"):
+        Horizon(**kwargs)
+
+
+def test_state_round_trips():
+    horizon = Horizon(passes=2)
+    horizon.best, horizon.best_step, horizon.stalled, horizon.cooldown_at, horizon.max_steps = 1.5, 40, 1, 60, 90
+    restored = Horizon(passes=2)
+    restored.load_state_dict(horizon.state_dict())
+    assert restored.state_dict() == horizon.state_dict()

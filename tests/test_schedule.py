@@ -1,0 +1,49 @@
+import pytest
+
+from lightning_app.schedule import LearningRateSchedule
+
+
+def test_cosine_warms_up_then_decays_to_the_floor():
+    schedule = LearningRateSchedule("cosine", warmup=4, floor=0.1, total=104)
+    assert [schedule(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert schedule(54) == pytest.approx(0.55)
+    assert schedule(104) == pytest.approx(0.1) and schedule(500) == pytest.approx(0.1)
+
+
+def test_wsd_holds_the_peak_then_decays_linearly_over_the_last_fraction():
+    schedule = LearningRateSchedule("wsd", warmup=10, floor=0.0, decay_fraction=0.25, total=200)
+    assert schedule(5) == pytest.approx(0.6)
+    assert schedule(10) == schedule(149) == 1.0
+    assert schedule(150) == pytest.approx(1.0) and schedule(175) == pytest.approx(0.5)
+    assert schedule(200) == 0.0 and schedule(300) == 0.0
+
+
+def test_an_unknown_end_keeps_the_peak():
+    schedule = LearningRateSchedule("wsd", warmup=2, floor=0.0)
+    assert schedule(10_000) == 1.0
+
+
+def test_decay_now_moves_the_end_and_keeps_the_decay_share():
+    schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.2, total=1000)
+    assert schedule.decay_now(400) == 500  # 100 decay steps are 20% of the 500-step run
+    assert schedule(399) == 1.0 and schedule(450) == pytest.approx(0.5) and schedule(500) == 0.0
+    assert schedule.decay_now(450) == 500  # once begun, the decay keeps its course
+
+
+def test_decay_now_inside_the_planned_decay_changes_nothing():
+    schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.3, total=1000)
+    assert schedule.decay_now(800) == 1000 and schedule.decay_start is None
+
+
+def test_the_moved_end_survives_a_scheduler_state_dict():
+    import torch
+
+    def scheduler(schedule):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    moved = LearningRateSchedule("wsd", warmup=0, floor=0.0, total=1000)
+    moved.decay_now(100)
+    restored = LearningRateSchedule("wsd", warmup=0, floor=0.0, total=1000)
+    scheduler(restored).load_state_dict(scheduler(moved).state_dict())
+    assert (restored.decay_start, restored.total) == (moved.decay_start, moved.total)
