@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Short texts written for these tests, one per header and footer variant of real Gutenberg editions
+# (byte-order mark, CRLF, wrapped markers, "End of Project Gutenberg's ..." lines); see their headers.
+FIXTURE_BOOKS = REPO / "tests" / "fixtures" / "gutenberg"
+# Optional: real editions (pgN-title.txt) in a folder beside the repository, for an extra layer of checks.
 SHARED_BOOKS = REPO.parent / "shared" / "data" / "gutenberg"
 
 SAMPLE_TEXT = (
@@ -13,10 +18,18 @@ SAMPLE_TEXT = (
 )
 
 
+def books_by_id(folder: Path) -> dict[int, Path]:
+    """The ``pgN*.txt`` files of a folder, by ebook id N."""
+    return {int(re.match(r"pg(\d+)", path.name)[1]): path for path in sorted(folder.glob("pg*.txt"))}
+
+
 @pytest.fixture
 def shared_books() -> Path:
     if not SHARED_BOOKS.is_dir():
-        pytest.skip(f"the shared Gutenberg books are not at {SHARED_BOOKS} (they are in CI, not in a user's clone)")
+        pytest.skip(
+            f"extra check on real Project Gutenberg editions: it runs when {SHARED_BOOKS} holds the ten books of "
+            "configs/gutenberg-gpu.yaml as pgN-title.txt files"
+        )
     return SHARED_BOOKS
 
 
