@@ -1,7 +1,7 @@
 """The Gutenberg downloader against a local mirror that serves test books and injects faults.
 
-The mirror serves the short books written for the tests (tests/fixtures/gutenberg); one extra
-test downloads real editions when they are present beside the repository (see conftest).
+The mirror serves the short books written for the tests (tests/fixtures/gutenberg); real editions
+are downloaded too where they sit beside the repository (BOOK_FOLDERS in conftest).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from urllib3.response import HTTPResponse
 
 from lightning_app.gutenberg import DownloadError, book_path, book_url, download_books
 
-from .conftest import FIXTURE_BOOKS, books_by_id
+from .conftest import BOOK_FOLDERS, FIXTURE_BOOKS, books_by_id
 
 STALL_S = 0.3  # the client's timeout in the stall tests; the server holds its answer until teardown
 USER, PASSWORD = "reader", "pa55-w0rd-XYZ"  # for the mirror that wants basic auth
@@ -151,16 +151,18 @@ def test_book_url_and_path():
     assert book_path(Path("data"), 84) == Path("data/pg84.txt")
 
 
-def test_downloads_byte_identical_books_with_a_line_each(mirror: Mirror, tmp_path: Path, caplog):
+@pytest.mark.parametrize("folder", BOOK_FOLDERS.values(), ids=BOOK_FOLDERS.keys())
+def test_downloads_byte_identical_books_with_a_line_each(folder: Path, tmp_path: Path, caplog):
     caplog.set_level(logging.INFO, logger="lightning_app.gutenberg")
-    ids = sorted(mirror.books)
-    paths = fetch(mirror, tmp_path / "data", ids)
+    with serve(folder) as mirror:
+        ids = sorted(mirror.books)
+        paths = fetch(mirror, tmp_path / "data", ids)
     assert paths == [book_path(tmp_path / "data", i) for i in ids]
     for ebook_id, path in zip(ids, paths):
         assert path.read_bytes() == mirror.books[ebook_id]
     assert sorted(os.listdir(tmp_path / "data")) == sorted(p.name for p in paths)  # no .part left behind
     assert mirror.requests == len(ids)
-    lines = [r.getMessage() for r in caplog.records]
+    lines = caplog.messages
     assert lines[0] == f"Downloading {len(ids)} of {len(ids)} Project Gutenberg books into {tmp_path / 'data'}"
     for n, (ebook_id, line) in enumerate(zip(ids, lines[1:]), 1):
         kilobytes = f"{len(mirror.books[ebook_id]) / 1024:.0f} KB"
@@ -391,11 +393,3 @@ def test_invalid_download_settings_are_refused_when_parsed(capsys, arg: str, key
     assert exit_.value.code == 2
     assert f'Parser key "{key}"' in capsys.readouterr().err
     assert not Path("data").exists()  # refused before anything was downloaded
-
-
-def test_real_editions_download_byte_identical(shared_books: Path, tmp_path: Path):
-    with serve(shared_books) as real:
-        ids = sorted(real.books)
-        paths = fetch(real, tmp_path, ids)
-        assert [path.read_bytes() for path in paths] == [real.books[i] for i in ids]
-        assert real.requests == len(ids)
