@@ -19,6 +19,7 @@ from .datamodule import TextDataModule
 from .horizon import Horizon
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
+from .save_config import SaveConfigWithoutSecrets
 from .sampling import sample_text
 from .throughput import Throughput
 
@@ -128,6 +129,7 @@ def _run(args: list[str]) -> None:
         # Each logged run saves its config in its own version_N folder; without a logger it lands in the
         # working folder, where the next run may replace it.
         save_config_kwargs={"overwrite": True},
+        save_config_callback=SaveConfigWithoutSecrets,  # config.yaml shows URL passwords as ***
         args=args,
         auto_configure_optimizers=False,
     )

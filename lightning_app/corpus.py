@@ -19,8 +19,8 @@ START_MARKER = r"\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK"
 _START = re.compile(rf"^{START_MARKER}[^*]*\*\*\*[^\n]*\n", re.M | re.I)
 _END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK", re.M | re.I)
 # Older editions close the text itself with "End of Project Gutenberg's <title>, by <author>"
-# or "End of the Project Gutenberg EBook of <title>" just before the END marker.
-_END_LINE = re.compile(r"^End of (?:the )?Project Gutenberg[^\n]*\Z", re.M | re.I)
+# or "End of the Project Gutenberg EBook of <title>" just before the END marker; a long title wraps it onto a second line.
+_END_LINE = re.compile(r"^End of (?:the )?Project Gutenberg[^\n]*(?:\n[^\n]+)?\Z", re.M | re.I)
 
 EMBEDDED_CORPUS_NAME = "the embedded default corpus (Python's pydoc_data.topics)"
 

@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.strategies import FSDPStrategy
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
+from .credentials import mask_credentials
 from .gutenberg import DEFAULT_IDS, DEFAULT_MIRROR, download_books
 from .token_cache import TokenizedCorpus, load_or_build
 from .tokenizer import Tokenizer
@@ -96,8 +98,10 @@ class TextDataModule(LightningDataModule):
         self,
         data_dir: str | None = None,
         download_gutenberg: bool = False,
-        gutenberg_ids: list[int] = DEFAULT_IDS,
+        gutenberg_ids: list[PositiveInt] = DEFAULT_IDS,
         gutenberg_mirror: str = DEFAULT_MIRROR,
+        gutenberg_retries: NonNegativeInt = 4,
+        gutenberg_deadline: PositiveFloat = 300.0,
         vocab: Literal["byte", "char", "bpe"] = "byte",
         bpe_vocab_size: int = 4096,
         context_len: int = 256,
@@ -114,7 +118,9 @@ class TextDataModule(LightningDataModule):
             data_dir: Folder of .txt files (read recursively, sorted). Default: ./data if it holds text, else the embedded corpus.
             download_gutenberg: Download Project Gutenberg books into data_dir (./data by default) first; books already there are kept.
             gutenberg_ids: Ebook numbers to download (Pride and Prejudice, Frankenstein, Alice, Moby-Dick, A Tale of Two Cities).
-            gutenberg_mirror: Base URL of the Gutenberg site or a mirror; book N is {mirror}/cache/epub/N/pgN.txt.
+            gutenberg_mirror: Base URL of the Gutenberg site or a mirror; book N is {mirror}/cache/epub/N/pgN.txt. A password in it is shown and saved as ***.
+            gutenberg_retries: Retries of a book after a connection error, time-out, 429 or 5xx answer (backoff 1, 2, 4, ... s).
+            gutenberg_deadline: Seconds one book may take to download in all, however slowly the server sends it.
             vocab: Tokenizer: byte (fixed 256 UTF-8 bytes), char (characters learned from the corpus) or bpe (byte-level BPE learned from the training split).
             bpe_vocab_size: Vocabulary size of the byte-level BPE (data.vocab bpe), trained on the training split.
             context_len: Tokens per training window; also the model's maximum sequence length.
@@ -127,6 +133,11 @@ class TextDataModule(LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        self._gutenberg_mirror = gutenberg_mirror  # the real URL, for the requests only
+        # What is saved (hparams.yaml, checkpoints) shows the URL without its password. Under LightningCLI the
+        # hparams are the parsed arguments themselves, so both the live and the initial (logged) copy are fixed.
+        for saved in (self.hparams, self._hparams_initial):
+            saved["gutenberg_mirror"] = mask_credentials(gutenberg_mirror)
         for name, value in (("context_len", context_len), ("batch_size", batch_size), ("stride", 1 if stride is None else stride)):
             if value <= 0:
                 raise ValueError(f"data.{name} must be a positive integer, got {value}.")
@@ -163,7 +174,14 @@ class TextDataModule(LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.download_gutenberg:
-            download_books(self.gutenberg_ids, self.data_dir, self.gutenberg_mirror)
+            hp = self.hparams
+            download_books(
+                hp.gutenberg_ids,
+                self.data_dir,
+                self._gutenberg_mirror,
+                retries=hp.gutenberg_retries,
+                deadline=hp.gutenberg_deadline,
+            )
         if self.data_dir is None:
             log.info("No data given (./data holds no .txt files): using %s.", EMBEDDED_CORPUS_NAME)
         load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)

@@ -14,21 +14,20 @@ import hashlib
 import itertools
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from .atomic_file import write_atomically
 from .corpus import EMBEDDED_CORPUS_NAME, embedded_corpus, iter_documents, text_files
 from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, ids_dtype, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when cleaning or tokenizing changes what a corpus turns into
+CACHE_VERSION = 2  # bump when cleaning or tokenizing changes what a corpus turns into
 DOCUMENT_SEPARATOR = "\n\n"
 
 
@@ -52,17 +51,6 @@ def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, va
                 while chunk := f.read(1 << 20):
                     digest.update(chunk)
     return digest.hexdigest()[:32]
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _stream(data_dir: Path | None) -> Iterator[str]:
@@ -114,7 +102,7 @@ def build(
             counts["tokens"] += ids.size
             counts["documents"] += piece is not DOCUMENT_SEPARATOR  # _stream yields that very object between documents
 
-    _atomic_write(bin_path, write_ids)
+    write_atomically(bin_path, write_ids)
     meta = {
         "tokenizer": tokenizer.to_dict(),
         "dtype": ids_dtype(tokenizer.vocab_size).str,
@@ -122,7 +110,7 @@ def build(
         "documents": counts["documents"],
         "source": EMBEDDED_CORPUS_NAME if data_dir is None else str(data_dir),
     }
-    _atomic_write(meta_path, lambda f: f.write(json.dumps(meta).encode()))
+    write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
 
 
 def _load(bin_path: Path, meta_path: Path) -> TokenizedCorpus | None:

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Short texts written for these tests, one per header and footer variant of real Gutenberg editions
+# (byte-order mark, CRLF, wrapped markers, "End of Project Gutenberg's ..." lines); see their headers.
+FIXTURE_BOOKS = REPO / "tests" / "fixtures" / "gutenberg"
+# Optional: real editions (pgN-title.txt, e.g. the ten books of configs/gutenberg-gpu.yaml) in a folder
+# beside the repository. Where it exists, the tests that take BOOK_FOLDERS check those books as well.
 SHARED_BOOKS = REPO.parent / "shared" / "data" / "gutenberg"
+BOOK_FOLDERS = {"test-books": FIXTURE_BOOKS} | ({"real-editions": SHARED_BOOKS} if SHARED_BOOKS.is_dir() else {})
 
 SAMPLE_TEXT = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, "
@@ -13,11 +20,9 @@ SAMPLE_TEXT = (
 )
 
 
-@pytest.fixture
-def shared_books() -> Path:
-    if not SHARED_BOOKS.is_dir():
-        pytest.skip(f"the shared Gutenberg books are not at {SHARED_BOOKS} (they are in CI, not in a user's clone)")
-    return SHARED_BOOKS
+def books_by_id(folder: Path) -> dict[int, Path]:
+    """The ``pgN*.txt`` files of a folder, by ebook id N."""
+    return {int(re.match(r"pg(\d+)", path.name)[1]): path for path in sorted(folder.glob("pg*.txt"))}
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
+import re
 from pathlib import Path
 
 import pytest
 
 from lightning_app.corpus import embedded_corpus, iter_documents, normalize, read_document, strip_gutenberg, text_files
+
+from .conftest import BOOK_FOLDERS, FIXTURE_BOOKS
 
 BOOK = """\ufeffThe Project Gutenberg eBook of Test\r
 \r
@@ -33,6 +36,15 @@ def test_strip_wrapped_markers_and_end_line():
     assert strip_gutenberg(book) == "Body text.\n"
 
 
+def test_strip_end_line_wrapped_onto_two_lines():
+    book = (
+        "*** START OF THIS PROJECT GUTENBERG EBOOK A LONG TITLE ***\n\nBody text.\n\n"
+        "End of the Project Gutenberg EBook of A Long Title, by\nSomeone Else\n\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK A LONG TITLE ***\n"
+    )
+    assert strip_gutenberg(book) == "Body text.\n"
+
+
 def test_text_without_markers_is_kept_whole():
     assert strip_gutenberg("just text\r\n") == "just text\n"
 
@@ -58,25 +70,57 @@ def test_iter_documents_defaults_to_embedded():
     assert "pydoc_data" in name and text == embedded_corpus()
 
 
-def test_real_books_are_cleaned(shared_books: Path):
-    for path in text_files(shared_books):
-        raw = path.read_bytes().decode("utf-8").replace("\ufeff", "").replace("\r\n", "\n")
-        text = read_document(path)
-        assert "\r" not in text and "\ufeff" not in text, path.name
-        assert "*** START" not in text and "*** END" not in text, path.name
-        assert not text.rstrip().splitlines()[-1].lower().startswith("end of"), path.name
-        # The text begins right after the START marker and ends right before the END marker.
-        start = raw.index("***", raw.index("*** START") + 3) + 3
-        assert raw[start:].lstrip().startswith(text.lstrip()[:200]), path.name
-        assert "Project Gutenberg" not in text or path.name.startswith("pg2701"), path.name
+def cleaned(path: Path) -> tuple[str, str]:
+    """``(the normalized raw text between the markers, read_document(path))``, checked for what holds in
+    every Gutenberg edition."""
+    raw = normalize(path.read_bytes().decode("utf-8"))
+    text = read_document(path)
+    assert "\r" not in text and "\ufeff" not in text, path.name
+    assert not re.search(r"\*\*\* ?(START|END) OF", text), path.name
+    assert not text.rstrip().splitlines()[-1].lower().startswith("end of"), path.name
+    # The text begins right after the START marker and ends before the END marker.
+    start = re.search(r"\*\*\* ?START OF[^*]*\*\*\*", raw).end()
+    end = re.search(r"\*\*\* ?END OF", raw).start()
+    assert raw[start:].lstrip().startswith(text.lstrip()[:200]), path.name
+    assert text.rstrip()[-200:] in raw[start:end], path.name
+    return raw[start:end], text
 
 
-def test_moby_dick_keeps_its_transcribers_note(shared_books: Path):
-    text = read_document(shared_books / "pg2701-moby-dick.txt")
-    assert "Project Gutenberg’s archives" in text
+# Each written-for-the-tests book: the first and the last line of its text proper.
+FIXTURE_TEXT_BOUNDS = {
+    "pg1-modern-edition.txt": ("THE LAMPLIGHTER’S LEDGER", "were burning."),
+    "pg2-bom-crlf-end-of-gutenbergs.txt": ("NOTES ON FOLDING MAPS", "for two."),
+    "pg3-wrapped-markers.txt": ("THE FERRYMAN OF LOW HARBOUR", "the better part of ten minutes."),
+    "pg4-indented-end-marker-crlf.txt": ("A CLOCKMAKER'S APPRENTICE", "THE END"),
+    "pg5-no-space-ebook-mixed-case.txt": ("LETTERS FROM A HILL FARM", "Tom"),
+    "pg6-text-mentions-gutenberg.txt": ("Transcriber’s note:", "THE END"),
+}
 
 
-@pytest.mark.parametrize("name", ["pg11-alices-adventures-in-wonderland.txt"])
-def test_end_of_project_gutenberg_line_goes(shared_books: Path, name: str):
-    text = read_document(shared_books / name)
-    assert text.rstrip().endswith("THE END") and "End of Project Gutenberg" not in text
+def test_every_fixture_book_is_checked():
+    assert sorted(p.name for p in FIXTURE_BOOKS.glob("*.txt")) == sorted(FIXTURE_TEXT_BOUNDS)
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_TEXT_BOUNDS))
+def test_header_and_footer_variants_are_cleaned(name: str):
+    between_markers, text = cleaned(FIXTURE_BOOKS / name)
+    first, last = FIXTURE_TEXT_BOUNDS[name]
+    # All of the text and nothing else: no closing "End of ..." line, no blank lines around it.
+    assert text == between_markers[between_markers.index(first) : between_markers.rindex(last) + len(last)] + "\n"
+
+
+# Texts that mention Project Gutenberg, or end like a footer, with words of theirs that cleaning must keep.
+KEEPS = {
+    "pg6-text-mentions-gutenberg.txt": ["prepared for Project Gutenberg", "End of Part the First."],
+    "pg2701-moby-dick.txt": ["Project Gutenberg’s archives"],  # its transcriber's note
+    "pg11-alices-adventures-in-wonderland.txt": ["THE END"],  # just before "End of Project Gutenberg's ..."
+}
+
+
+@pytest.mark.parametrize("folder", BOOK_FOLDERS.values(), ids=BOOK_FOLDERS.keys())
+def test_every_book_is_cleaned(folder: Path):
+    for path in text_files(folder):
+        _, text = cleaned(path)
+        keeps = KEEPS.get(path.name, [])
+        assert all(words in text for words in keeps), path.name
+        assert "Project Gutenberg" not in text or any("Project Gutenberg" in words for words in keeps), path.name

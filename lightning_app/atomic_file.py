@@ -1,0 +1,36 @@
+"""Writing a file all or nothing: into a hidden temporary file beside it, renamed onto it when complete.
+
+A reader sees the old file or the whole new one, never a half-written one. A failure removes the
+temporary file; a killed process leaves a hidden ``.NAME.RANDOM.part`` behind, which
+``remove_leftovers`` clears.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` with a new file beside ``path`` (open for writing and reading back); if it returns,
+    rename that file onto ``path``. If it raises, the file is removed and ``path`` is left as it was."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        with open(tmp, "x+b") as f:  # "x": never another writer's file; permissions as for any new file
+            write(f)
+        os.replace(tmp, path)  # atomic on one filesystem
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def remove_leftovers(folder: Path, pattern: str = "*") -> list[Path]:
+    """Remove the temporary files that killed writers left in ``folder`` for targets named like ``pattern``
+    (a glob, e.g. ``pg*``); returns the files removed."""
+    leftovers = [path for path in folder.glob(f".{pattern}.*.part") if path.is_file()]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers
