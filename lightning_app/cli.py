@@ -16,11 +16,11 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
 from .datamodule import TextDataModule
+from .generate import generate_command
 from .horizon import Horizon
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
 from .save_config import SaveConfigWithoutSecrets
-from .sampling import sample_text
 from .throughput import Throughput
 
 TRAINER_DEFAULTS = {
@@ -65,37 +65,6 @@ def _quiet_console() -> None:
     )
 
 
-def generate(
-    ckpt_path: str,
-    prompt: str = "The",
-    length: int = 200,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    num_samples: int = 1,
-    device: str = "cpu",
-) -> None:
-    """Write text with a trained model: prints the prompt and its continuation to standard output.
-
-    Args:
-        ckpt_path: Checkpoint written by `ctt fit` (e.g. checkpoints/model.ckpt); it holds the tokenizer and model sizes.
-        prompt: Text to continue (a prompt longer than the context keeps its tail).
-        length: Tokens to generate.
-        temperature: Softmax temperature (0 is greedy).
-        top_k: Keep only the k most likely tokens (0 = off).
-        top_p: Keep the smallest set of tokens holding this much probability (1.0 = off).
-        seed: Random seed; the same seed gives the same text.
-        num_samples: Continuations to write, separated by a blank line.
-        device: Torch device to run on (cpu, cuda, cuda:1, ...).
-    """
-    if length < 0 or temperature < 0 or top_k < 0 or not 0 < top_p <= 1 or num_samples < 1:
-        raise ValueError("--length, --temperature and --top_k must be >= 0, --top_p in (0, 1] and --num_samples >= 1.")
-    lm = LanguageModel.from_checkpoint(ckpt_path, map_location=device)
-    texts = sample_text(lm.model, lm.tokenizer, prompt, length, temperature, top_k, top_p, seed, num_samples)
-    print("\n\n".join(texts), flush=True)
-
-
 USAGE = """usage: ctt {fit,validate,test,generate,plot} ... [--debug]
 
 Train a compact GPT-style language model on your own text, read its bits per character, sample from it.
@@ -116,7 +85,7 @@ def _run(args: list[str]) -> None:
         print(USAGE, end="")
         return
     if args[:1] == ["generate"]:
-        jsonargparse.CLI(generate, args=args[1:], as_positional=False, prog="ctt generate")
+        generate_command(args[1:])
         return
     if args[:1] == ["plot"]:
         jsonargparse.CLI(plot_command, args=args[1:], prog="ctt plot")

@@ -1,6 +1,7 @@
 """Autoregressive sampling with temperature, top-k and nucleus (top-p), with or without a KV cache.
 
-One implementation serves the after-fit sample and the ``generate`` subcommand.
+One implementation serves the after-fit sample and the ``generate`` subcommand: the options
+(``SamplingOptions``), the token loop (``generate``) and the text it streams (``sample_text``).
 
 Past the context length the window slides in jumps: once it is full, it restarts from its last
 ``context_len // 2`` tokens. Every cached key depends on the window it was computed in (its
@@ -13,12 +14,44 @@ The cached and uncached paths follow the same windows, so they give the same tok
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from .model import KVCache, TinyDecoderLM
 from .tokenizer import Tokenizer
+
+
+@dataclass(kw_only=True)  # keyword-only: subclasses add required fields and change defaults
+class SamplingOptions:
+    """What to sample.
+
+    Args:
+        length: Tokens to generate after the prompt.
+        prompt: Text to continue (a prompt longer than the context keeps its tail).
+        temperature: Softmax temperature (0 is greedy).
+        top_k: Keep only the k most likely tokens (0 = off).
+        top_p: Keep the smallest set of tokens holding this much probability (1.0 = off).
+    """
+
+    length: int = 200
+    prompt: str = "The"
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    key_prefix: ClassVar[str] = ""  # how the command line spells the options, for error messages
+
+    def __post_init__(self) -> None:
+        p = self.key_prefix
+        for name in ("length", "temperature", "top_k"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{p}{name} must be >= 0, got {getattr(self, name)}.")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"{p}top_p must be in (0, 1], got {self.top_p}.")
+        if self.length and not self.prompt:
+            raise ValueError(f"{p}prompt must hold at least one character.")
 
 
 def next_token(
@@ -80,8 +113,12 @@ def generate(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    on_token: Callable[[torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
-    """Extend ``prompt`` (B, T0) by ``length`` sampled tokens; returns (B, T0 + length)."""
+    """Extend ``prompt`` (B, T0) by ``length`` sampled tokens; returns (B, T0 + length).
+
+    ``on_token`` receives each new token (B, 1) as soon as it is picked, for streaming.
+    """
     if prompt.size(1) == 0:
         raise ValueError("The prompt must hold at least one token.")
     was_training = model.training
@@ -90,41 +127,91 @@ def generate(
     ids = prompt
     start = max(0, ids.size(1) - context)  # a prompt longer than the context keeps its tail
     cache = model.new_cache(ids.size(0)) if use_cache else None
-    logits = model(ids[:, start:], cache)[:, -1]  # (B, V)
-    step = None  # the one-token step, built at its first use (the cache then has a free slot)
-    for i in range(length):
-        token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
-        ids = torch.cat([ids, token], dim=1)
-        if i == length - 1:
-            break
-        if ids.size(1) - start > context:  # the window is full: restart it from its last `keep` tokens
-            start = ids.size(1) - keep
-            if cache is not None:
-                cache.reset()
-            logits = model(ids[:, start:], cache)[:, -1]
-        elif cache is not None:
-            step = step or _one_token_step(model, cache, ids.size(0))
-            logits = step(token)
-        else:
-            logits = model(ids[:, start:])[:, -1]
-    model.train(was_training)
+    try:  # the finally also runs when on_token stops the loop (Ctrl-C while streaming)
+        logits = model(ids[:, start:], cache)[:, -1]  # (B, V)
+        step = None  # the one-token step, built at its first use (the cache then has a free slot)
+        for i in range(length):
+            token = next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            ids = torch.cat([ids, token], dim=1)
+            if on_token is not None:
+                on_token(token)
+            if i == length - 1:
+                break
+            if ids.size(1) - start > context:  # the window is full: restart it from its last `keep` tokens
+                start = ids.size(1) - keep
+                if cache is not None:
+                    cache.reset()
+                logits = model(ids[:, start:], cache)[:, -1]
+            elif cache is not None:
+                step = step or _one_token_step(model, cache, ids.size(0))
+                logits = step(token)
+            else:
+                logits = model(ids[:, start:])[:, -1]
+    finally:
+        model.train(was_training)
     return ids
 
 
+# Control characters (C0, DEL, C1) other than newline and tab would move the cursor, recolour or clear a
+# terminal; U+FFFD is what decoding shows for invalid or cut-off UTF-8. Neither is part of a sample.
+_UNPRINTABLE = dict.fromkeys(c for c in (*range(0x20), *range(0x7F, 0xA0), 0xFFFD) if chr(c) not in "\n\t")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (newline and tab stay) and without U+FFFD."""
+    return text.translate(_UNPRINTABLE)
+
+
+class TextStream:
+    """Token ids in, printable text out as soon as it is complete.
+
+    A character split across tokens (a byte vocabulary's multi-byte character, or a BPE token that
+    ends inside one) decodes to U+FFFD until its last part arrives, so the tokens are held until the
+    text no longer ends in U+FFFD. At most ``MAX_HELD`` tokens are held: a UTF-8 character spans at
+    most 4 tokens, and bytes that never complete one must not delay the text forever.
+    """
+
+    MAX_HELD = 8
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.held: list[int] = []
+
+    def push(self, ids: Iterable[int], end: bool = False) -> str:
+        """The text that ``ids`` complete (maybe empty); at the ``end`` of a sample, all that is held."""
+        self.held.extend(ids)
+        text = self.tokenizer.decode(self.held)
+        if not end and text.endswith("\ufffd") and len(self.held) < self.MAX_HELD:
+            return ""
+        self.held.clear()
+        return printable(text)
+
+
 def sample_text(
-    model: torch.nn.Module,
+    model: TinyDecoderLM,
     tokenizer: Tokenizer,
-    prompt: str,
-    length: int,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
+    options: SamplingOptions,
     seed: int | None = None,
-    num_samples: int = 1,
-) -> list[str]:
-    """``num_samples`` continuations of ``prompt`` (each including the prompt), decoded to text."""
+    on_text: Callable[[str], None] = lambda text: None,
+) -> str:
+    """The printable continuation of ``options.prompt`` (without the prompt), handed to ``on_text`` piece by piece.
+
+    ``seed`` makes the sample repeatable; without one it draws from torch's global generator.
+    """
     device = next(model.parameters()).device
-    ids = torch.as_tensor(tokenizer.encode(prompt).astype("int64"), device=device).repeat(num_samples, 1)
+    ids = torch.as_tensor(tokenizer.encode(options.prompt).astype("int64"), device=device).unsqueeze(0)
     generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
-    out = generate(model, ids, length, temperature, top_k, top_p, generator)
-    return [tokenizer.decode(row.tolist()) for row in out]
+    stream, pieces = TextStream(tokenizer), []
+
+    def emit(piece: str) -> None:
+        if piece:
+            pieces.append(piece)
+            on_text(piece)
+
+    def on_token(token: torch.Tensor) -> None:
+        emit(stream.push(token[0].tolist()))
+
+    o = options
+    generate(model, ids, o.length, o.temperature, o.top_k, o.top_p, generator, on_token=on_token)
+    emit(stream.push([], end=True))
+    return "".join(pieces)

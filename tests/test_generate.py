@@ -1,14 +1,21 @@
-"""`ctt generate`: text from a checkpoint on standard output, nothing else there, clear errors for bad files."""
+"""`ctt generate`: text from a checkpoint streamed to standard output, nothing else there, one-line errors."""
 
+import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from lightning_app.cli import main
+from lightning_app.generate import GenerateOptions
+from lightning_app.sampling import SamplingOptions
 
-from .conftest import SAMPLE_TEXT
+from .conftest import REPO, SAMPLE_TEXT
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +49,37 @@ def test_prints_only_the_text_and_is_repeatable(char_ckpt: Path, capsys):
     assert first.startswith("It was") and len(first.rstrip("\n")) == len("It was") + 50
 
 
-def test_several_samples(char_ckpt: Path, capsys):
-    generate(f"--ckpt_path={char_ckpt}", "--prompt=age", "--length=20", "--num_samples=3", "--seed=2", "--temperature=0")
+def test_several_samples_as_text_and_as_json_lines(char_ckpt: Path, capsys):
+    args = (f"--ckpt_path={char_ckpt}", "--prompt=age", "--length=20", "--num_samples=3", "--seed=2")
+    generate(*args, "--format=jsonl")
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["index"], r["seed"], r["prompt"]) for r in records] == [(0, 2, "age"), (1, 3, "age"), (2, 4, "age")]
+    assert len({r["text"] for r in records}) == 3  # three different continuations
+    generate(*args)
     out = capsys.readouterr().out
-    assert out.count("age") >= 3
+    assert out == "".join(f"--- sample {r['index'] + 1}/3, seed {r['seed']} ---\nage{r['text']}\n" for r in records)
+    generate(f"--ckpt_path={char_ckpt}", "--prompt=age", "--length=20", "--seed=3")  # the second sample, alone
+    assert capsys.readouterr().out == f"age{records[1]['text']}\n"
+
+
+def test_a_seed_is_drawn_and_reported_when_none_is_given(char_ckpt: Path, capsys):
+    generate(f"--ckpt_path={char_ckpt}", "--prompt=it", "--length=5", "--num_samples=2", "--format=jsonl")
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert isinstance(first["seed"], int) and second["seed"] == first["seed"] + 1
+
+
+def test_defaults_match_the_after_training_sample_of_the_quickstart():
+    quickstart = yaml.safe_load((REPO / "configs" / "quickstart.yaml").read_text())["sample"]
+    defaults, sample_defaults = GenerateOptions(ckpt_path="x"), SamplingOptions()
+    assert defaults.temperature == quickstart["temperature"] != sample_defaults.temperature  # 1.0: configs/default.yaml
+    assert (defaults.top_k, defaults.top_p) == (quickstart.get("top_k", 0), quickstart.get("top_p", 1.0))
+    assert (defaults.prompt, defaults.length) == (sample_defaults.prompt, sample_defaults.length)
+
+
+def test_prompt_from_a_file(char_ckpt: Path, capsys):
+    Path("prompt.txt").write_text("It was the age\n", encoding="utf-8")
+    generate(f"--ckpt_path={char_ckpt}", "--prompt_file=prompt.txt", "--length=5", "--seed=1")
+    assert capsys.readouterr().out.startswith("It was the age\n")
 
 
 def test_prompt_longer_than_the_context_keeps_its_tail(char_ckpt: Path, capsys):
@@ -64,6 +98,56 @@ def error_line(capsys, *args: str) -> str:
 
 def test_unknown_characters_are_named(char_ckpt: Path, capsys):
     assert "'Ωλ'" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--prompt=Ωλ")
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (lambda: None, ["--prompt_file=none.txt"], "Cannot read --prompt_file none.txt: No such file"),
+        (lambda: os.mkdir("folder"), ["--prompt_file=folder"], "Cannot read --prompt_file folder: Is a directory"),
+        (lambda: Path("l1.txt").write_bytes("café".encode("latin-1")), ["--prompt_file=l1.txt"], "not UTF-8 text (byte 3)"),
+        (lambda: Path("empty.txt").write_text(""), ["--prompt_file=empty.txt"], "--prompt_file empty.txt is empty"),
+        (lambda: Path("p.txt").write_text("It"), ["--prompt_file=p.txt", "--prompt=It"], "--prompt and --prompt_file"),
+    ],
+)
+def test_prompt_file_mistakes(char_ckpt: Path, capsys, setup, args, message):
+    setup()
+    assert message in error_line(capsys, f"--ckpt_path={char_ckpt}", *args)
+
+
+def test_sampling_mistakes_name_the_flag(char_ckpt: Path, capsys):
+    assert "--top_p must be in (0, 1], got 0.0" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--top_p=0")
+    assert "--num_samples must be >= 1" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--num_samples=0")
+
+
+def test_a_missing_device_is_named_before_the_checkpoint_is_read(capsys):
+    absent = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
+    message = error_line(capsys, "--ckpt_path=nope.ckpt", f"--device={absent}")
+    assert f"--device {absent} is not available" in message and "it has: cpu" in message and "nope" not in message
+    with pytest.raises(ValueError) as debug:
+        generate("--ckpt_path=nope.ckpt", f"--device={absent}", "--debug")
+    assert debug.value.__cause__ is not None  # --debug shows torch's own reason as the cause
+
+
+def test_ctrl_c_keeps_the_text_printed_so_far_and_exits_130(char_ckpt: Path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "lightning_app", "generate", f"--ckpt_path={char_ckpt}", "--prompt=It was"]
+    command.append("--length=10000000")  # far more than it can write before the signal
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        seen = b""
+        while len(seen) <= len("It was") + 5:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            assert chunk, proc.stderr.read().decode()
+            seen += chunk
+        assert proc.poll() is None  # the text arrives while it is being generated
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert (seen + rest).decode().startswith("It was") and "Traceback" not in err.decode()
+    assert err.decode().strip().splitlines() == ["Interrupted: the text above is what was generated."]
 
 
 def test_missing_checkpoint(capsys):

@@ -1,0 +1,48 @@
+"""SampleText: the after-fit sample, with the `sample.*` options of `ctt fit` declared once in SamplingOptions."""
+
+import unicodedata
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lightning_app.callbacks import SampleText
+from lightning_app.cli import main
+from lightning_app.model import ModelConfig, TinyDecoderLM
+from lightning_app.tokenizer import ByteTokenizer
+
+
+def test_bad_values_are_named_by_their_key():
+    with pytest.raises(ValueError, match=r"sample\.top_p must be in \(0, 1\], got 2"):
+        SampleText(top_p=2)
+    with pytest.raises(ValueError, match=r"sample\.prompt must hold at least one character"):
+        SampleText(prompt="")
+    assert SampleText(length=0, prompt="").length == 0  # the sample is off: no prompt needed
+
+
+def test_fit_help_lists_the_sample_keys_with_their_descriptions(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--help"])
+    assert exit_.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for key, words in [
+        ("length", "after training (0 turns the sample off)"),
+        ("prompt", "Text the sample starts from"),
+        ("temperature", "Softmax temperature (0 is greedy)"),
+        ("top_k", "most likely tokens"),
+        ("top_p", "holding this much probability"),
+    ]:
+        assert f"--sample.{key} " in help_text and words in help_text.split(f"--sample.{key} ")[-1][:200]
+
+
+def test_the_sample_after_fit_is_printable(capsys):
+    torch.manual_seed(0)
+    model = TinyDecoderLM(ModelConfig(vocab_size=256, dim=32, depth=1, heads=4, context_len=16)).eval()
+    torch.nn.init.zeros_(model.head.weight)  # every byte equally likely, control bytes included
+    trainer = SimpleNamespace(is_global_zero=True, strategy=None)
+    lm = SimpleNamespace(model=model, tokenizer=ByteTokenizer())
+    SampleText(length=200, prompt="Th\x1be").on_fit_end(trainer, lm)
+    header, body = capsys.readouterr().out.split(" ---\n", 1)
+    assert header == "\n--- sample (200 tokens, temperature 1.0, top_k 0)"
+    assert body.startswith("The") and body.endswith("\n---\n")
+    assert not [c for c in body if unicodedata.category(c) == "Cc" and c not in "\n\t"] and "\ufffd" not in body
