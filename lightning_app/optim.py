@@ -22,21 +22,22 @@ import torch
 
 
 def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    """An approximation of U V^T for g = U S V^T (all singular values pushed towards 1), in bfloat16.
+    """An approximation of U V^T for each matrix g = U S V^T (singular values pushed towards 1), in bfloat16.
 
-    The quintic Newton-Schulz iteration of the Muon reference: its coefficients trade exactness
-    (singular values land in about [0.7, 1.2]) for converging in five steps.
+    ``g`` is one matrix (R, C) or a stack of them (N, R, C). The quintic Newton-Schulz iteration of
+    the Muon reference: its coefficients trade exactness (singular values land in about [0.7, 1.2])
+    for converging in five steps.
     """
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g.bfloat16()
-    tall = x.size(0) > x.size(1)
+    tall = x.size(-2) > x.size(-1)
     if tall:  # iterate on the smaller Gram matrix
-        x = x.T
-    x = x / (x.norm() + 1e-7)  # spectral norm <= Frobenius norm <= 1: inside the iteration's basin
+        x = x.mT
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)  # spectral norm <= Frobenius norm <= 1: inside the basin
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x.T if tall else x
+    return x.mT if tall else x
 
 
 class MuonAdamW(torch.optim.Optimizer):
@@ -71,8 +72,8 @@ class MuonAdamW(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            for p in params:
-                p.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled weight decay
+            if params and group["weight_decay"]:
+                torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])  # decoupled weight decay
             if group["muon"]:
                 self._muon(group, params)
             else:
@@ -82,27 +83,41 @@ class MuonAdamW(torch.optim.Optimizer):
     def _muon(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         momentum = group["momentum"]
         for p in params:
-            state = self.state[p]
-            if not state:
-                state["momentum_buffer"] = torch.zeros_like(p)
-            buf = state["momentum_buffer"]
-            buf.lerp_(p.grad, 1 - momentum)
-            update = p.grad.lerp(buf, momentum)  # Nesterov momentum
-            scale = 0.2 * max(p.shape) ** 0.5
-            p.sub_(orthogonalize(update, group["ns_steps"]).type_as(p) * (group["lr"] * scale))
+            if not self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+        # Matrices of one shape are orthogonalized as one batch: a few large kernels instead of many small ones.
+        shapes: dict[torch.Size, list[torch.Tensor]] = {}
+        for p in params:
+            shapes.setdefault(p.shape, []).append(p)
+        for shape, same in shapes.items():
+            grads = [p.grad for p in same]
+            bufs = [self.state[p]["momentum_buffer"] for p in same]
+            torch._foreach_lerp_(bufs, grads, 1 - momentum)
+            updates = torch.stack(grads).lerp_(torch.stack(bufs), momentum)  # Nesterov momentum, (N, R, C)
+            updates = orthogonalize(updates, group["ns_steps"]).float() * (group["lr"] * 0.2 * max(shape) ** 0.5)
+            torch._foreach_sub_(same, updates.unbind())
 
     def _adamw(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
         beta1, beta2 = group["betas"]
         for p in params:
-            state = self.state[p]
-            if not state:
-                state["step"] = torch.zeros((), device=p.device)  # on the device, as a recorded graph needs
-                state["exp_avg"] = torch.zeros_like(p)
-                state["exp_avg_sq"] = torch.zeros_like(p)
-            state["step"] += 1
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg.lerp_(p.grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
-            bias1, bias2 = 1 - beta1 ** state["step"], 1 - beta2 ** state["step"]
-            denom = (exp_avg_sq / bias2).sqrt_().add_(group["eps"])
-            p.sub_(exp_avg / denom * (group["lr"] / bias1))
+            if not self.state[p]:
+                # The step count lives on the device, as a recorded graph needs.
+                self.state[p].update(step=torch.zeros((), device=p.device), exp_avg=torch.zeros_like(p), exp_avg_sq=torch.zeros_like(p))
+        if not params:
+            return
+        steps = [self.state[p]["step"] for p in params]
+        exp_avgs = [self.state[p]["exp_avg"] for p in params]
+        exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in params]
+        grads = [p.grad for p in params]
+        torch._foreach_add_(steps, 1)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+        step = steps[0]  # the parameters of a group step together
+        bias1, bias2 = 1 - beta1**step, 1 - beta2**step
+        denoms = torch._foreach_div(exp_avg_sqs, bias2)
+        torch._foreach_sqrt_(denoms)
+        torch._foreach_add_(denoms, group["eps"])
+        updates = torch._foreach_div(exp_avgs, denoms)
+        torch._foreach_mul_(updates, group["lr"] / bias1)
+        torch._foreach_sub_(params, updates)
