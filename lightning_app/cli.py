@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
+from .console import USAGE
 from .datamodule import TextDataModule
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
@@ -91,21 +92,6 @@ def generate(
     lm = LanguageModel.from_checkpoint(ckpt_path, map_location=device)
     texts = sample_text(lm.model, lm.tokenizer, prompt, length, temperature, top_k, top_p, seed, num_samples)
     print("\n\n".join(texts), flush=True)
-
-
-USAGE = """usage: ctt {fit,validate,test,generate,plot} ... [--debug]
-
-Train a compact GPT-style language model on your own text, read its bits per character, sample from it.
-
-subcommands:
-  fit        train a model (LightningCLI: `ctt fit --help` lists every option with its default)
-  validate   score a checkpoint on the validation split (`--ckpt_path`)
-  test       the same as validate (the project keeps one held-out split)
-  generate   write text with a trained model from its checkpoint (`ctt generate --help`)
-  plot       redraw the BPC plot of a run from its metrics.csv (`ctt plot RUN_DIR`)
-
---debug (or CTT_DEBUG=1) shows the traceback of an error instead of its one-line message.
-"""
 
 
 def _run(args: list[str]) -> None:
