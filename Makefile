@@ -1,27 +1,33 @@
-# `make train` and `make test` install what they need into .venv first (once; again when pyproject.toml changes).
-# TORCH_SPEC picks the PyTorch build: the default lets pip choose (a CUDA build on Linux);
-# `make test TORCH_SPEC=torch==2.13.0` takes the CPU build that CI uses; PIP_TORCH_ARGS passes extra
-# pip options for that one install (e.g. --index-url of PyTorch's CPU wheels).
+# `make train` and `make test` install what they need into .venv first (once; the package again when
+# pyproject.toml changes). PyTorch comes first, through scripts/install_torch.py: the CPU build on a
+# machine without an NVIDIA GPU, the default (CUDA) build on one with a GPU. TORCH_SPEC pins a version,
+# e.g. `make test TORCH_SPEC=torch==2.13.0` (what CI runs).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch
-PIP_TORCH_ARGS ?=
 CONFIG ?= configs/quickstart.yaml
-STAMP := $(VENV)/.installed
 
 .PHONY: train test clean
 
-$(STAMP): pyproject.toml
+$(VENV)/.torch:
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet $(PIP_TORCH_ARGS) "$(TORCH_SPEC)"
+	$(VENV)/bin/python scripts/install_torch.py "$(TORCH_SPEC)"
+	touch $@
+
+# Training needs the plot and bpe extras; the tests need the test extra (pytest, tensorboard) as well.
+$(VENV)/.train: pyproject.toml $(VENV)/.torch
+	$(VENV)/bin/python -m pip install --quiet -e ".[plot,bpe]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.torch
 	$(VENV)/bin/python -m pip install --quiet -e ".[plot,bpe,test]"
 	touch $@
 
-train: $(STAMP)
+train: $(VENV)/.train
 	$(VENV)/bin/ctt fit --config $(CONFIG)
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(VENV)/bin/python -m pytest
 
 clean:

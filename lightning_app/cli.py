@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
+from .console import USAGE
 from .datamodule import TextDataModule
 from .generate import generate_command
 from .horizon import Horizon
@@ -65,19 +66,6 @@ def _quiet_console() -> None:
     )
 
 
-USAGE = """usage: ctt {fit,validate,test,generate,plot} ... [--debug]
-
-Train a compact GPT-style language model on your own text, read its bits per character, sample from it.
-
-subcommands:
-  fit        train a model (LightningCLI: `ctt fit --help` lists every option with its default)
-  validate   score a checkpoint on the validation split (`--ckpt_path`)
-  test       the same as validate (the project keeps one held-out split)
-  generate   write text with a trained model from its checkpoint (`ctt generate --help`)
-  plot       redraw the BPC plot of a run from its metrics.csv (`ctt plot RUN_DIR`)
-
---debug (or CTT_DEBUG=1) shows the traceback of an error instead of its one-line message.
-"""
 
 
 def _run(args: list[str]) -> None:

@@ -10,7 +10,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 
 log = logging.getLogger(__name__)
 
-MATPLOTLIB_MISSING = "Plotting needs matplotlib: pip install 'lightning-app-ctt[plot]' (make train installs it)."
+MATPLOTLIB_MISSING = (
+    "Plotting needs matplotlib: pip install -e '.[plot]' in the repository folder (make train installs it)."
+)
 
 
 def _read_columns(csv_path: Path) -> dict[str, tuple[list[int], list[float]]]:

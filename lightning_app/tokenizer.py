@@ -110,7 +110,10 @@ def _tokenizers() -> ModuleType:
     try:
         import tokenizers
     except ImportError as err:
-        raise ValueError("data.vocab bpe needs the tokenizers package: pip install 'lightning-app-ctt[bpe]'.") from err
+        raise ValueError(
+            "data.vocab bpe needs the tokenizers package: pip install -e '.[bpe]' in the repository folder"
+            " (make train installs it)."
+        ) from err
     return tokenizers
 
 

@@ -85,7 +85,7 @@ def test_the_recorded_step_trains_exactly_like_lightnings_loop(text_dir: Path, m
         torch.testing.assert_close(recorded["state_dict"][name], tensor, rtol=1e-5, atol=1e-7, msg=name)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CUDA graphs)")
 @pytest.mark.parametrize("flags, tolerance", [([], 1e-4), (["--trainer.precision=bf16-mixed", "--model.compile=true"], 2e-2)])
 def test_a_recorded_step_trains_like_lightnings_loop(text_dir: Path, flags: list[str], tolerance: float):
     weights = {}

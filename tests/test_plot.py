@@ -66,7 +66,7 @@ def hide_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_matplotlib_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "metrics.csv").write_text(METRICS_CSV)
     hide_matplotlib(monkeypatch)
-    with pytest.raises(RuntimeError, match=r"pip install 'lightning-app-ctt\[plot\]'"):
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[plot\]' in the repository folder"):
         plot_run(tmp_path)
 
 

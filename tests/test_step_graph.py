@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from lightning_app.model import ModelConfig, TinyDecoderLM
 from lightning_app.step_graph import Step, StepGraph
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU (run on the GPU machine)")
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (CUDA graphs)")
 
 
 def test_an_unfused_optimizer_is_refused():

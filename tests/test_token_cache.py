@@ -48,7 +48,7 @@ def test_bpe_is_fitted_on_the_training_split_only(tmp_path: Path):
 
 def test_bpe_without_tokenizers_is_a_clear_error(text_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)
-    with pytest.raises(ValueError, match=re.escape("pip install 'lightning-app-ctt[bpe]'")):
+    with pytest.raises(ValueError, match=re.escape("pip install -e '.[bpe]'")):
         load_or_build(text_dir, "bpe", tmp_path / "cache")
 
 

@@ -90,7 +90,7 @@ def test_bpe_metadata_round_trip(bpe: BPETokenizer):
 
 def test_bpe_without_tokenizers_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)
-    message = re.escape("data.vocab bpe needs the tokenizers package: pip install 'lightning-app-ctt[bpe]'.")
+    message = re.escape("data.vocab bpe needs the tokenizers package: pip install -e '.[bpe]' in the repository folder")
     with pytest.raises(ValueError, match=message):
         BPETokenizer.fit([SAMPLE_TEXT], vocab_size=300)
 
