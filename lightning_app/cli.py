@@ -21,6 +21,7 @@ from .generate import generate_command
 from .horizon import Horizon
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
+from .progress import RunProgress
 from .save_config import SaveConfigWithoutSecrets
 from .throughput import Throughput
 
@@ -28,6 +29,8 @@ TRAINER_DEFAULTS = {
     "max_epochs": 2,
     "gradient_clip_val": 1.0,
     "use_distributed_sampler": False,  # the datamodule shards windows across ranks itself
+    "enable_progress_bar": False,  # progress.* shows the whole run instead of one epoch's batches
+    "enable_model_summary": False,  # its FLOPs column is always zero here; the model prints its size in one line
     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},
 }
 
@@ -47,6 +50,7 @@ class TrainerCLI(LightningCLI):
         )
         parser.add_lightning_class_args(SampleText, "sample")
         parser.add_lightning_class_args(Horizon, "horizon")
+        parser.add_lightning_class_args(RunProgress, "progress")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(PlotMetrics, "plot")
         parser.link_arguments("data.context_len", "model.context_len")
@@ -62,7 +66,7 @@ def _quiet_console() -> None:
     ):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage() and "LitServe" not in record.getMessage()
+        lambda record: not any(word in record.getMessage() for word in ("litlogger", "LitServe", "TPU available"))
     )
 
 

@@ -110,6 +110,11 @@ class LanguageModel(LightningModule):
         hp = self.hparams
         self.tokenizer = tokenizer
         self.model = TinyDecoderLM(dataclasses.replace(self.config, vocab_size=tokenizer.vocab_size))
+        c = self.model.config
+        rank_zero_info(
+            f"Model: {sum(p.numel() for p in self.model.parameters()):,} parameters ({c.depth} blocks of "
+            f"{c.dim} channels, {c.heads} heads, {c.pos_encoding} positions, vocabulary of {c.vocab_size})."
+        )
         if hp.compile:
             # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share
             # one compiled graph, so compiling takes as long for 24 blocks as for one.
@@ -158,10 +163,10 @@ class LanguageModel(LightningModule):
             nll, loss = self._loss(x, y)
         else:
             nll, loss = self.step_graph(x, y)  # forward, backward, clipping and AdamW: one graph launch
-        # Logging costs about a millisecond of Python per step, more than a small model's GPU work,
-        # and the logger only writes every log_every_n_steps (and at the last step): log those only.
-        step = self.global_step + 1
-        if step % self.trainer.log_every_n_steps == 0 or step == self.trainer.max_steps:
+        # Logging costs about a millisecond of Python per step, more than a small model's GPU work, and the
+        # logger only writes on Lightning's logging steps (every log_every_n_steps; never when it is 0): log those only.
+        every, step = self.trainer.log_every_n_steps, self.global_step + 1
+        if every > 0 and (step % every == 0 or step == self.trainer.max_steps):
             self._stop_if_nonfinite()  # the host waits for the GPU here anyway
             values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
