@@ -28,7 +28,9 @@ class SampleText(SamplingOptions, Callback):
         if self.length:  # a prompt the vocabulary cannot encode fails now, not after training
             pl_module.tokenizer.encode(self.prompt)
 
-    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # At the end of training, not of fit: by on_fit_end Lightning has moved the model to the CPU,
+        # where a GPU-sized model samples slowly (and an averaging callback has already put in its weights).
         if self.length == 0 or not trainer.is_global_zero:
             return
         if isinstance(trainer.strategy, FSDPStrategy):  # the weights are sharded across processes

@@ -117,8 +117,9 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.dim, config.dim, bias=False)
         self.dropout = config.dropout
         # QK-norm: queries and keys of unit RMS per head, so attention logits cannot grow without bound.
-        self.q_norm = nn.RMSNorm(config.head_dim) if config.qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(config.head_dim) if config.qk_norm else nn.Identity()
+        # No gain: a float32 gain on bfloat16 activations would rule out the fused kernel.
+        self.q_norm = nn.RMSNorm(config.head_dim, elementwise_affine=False) if config.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(config.head_dim, elementwise_affine=False) if config.qk_norm else nn.Identity()
 
     def forward(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, cache: KVCache | None = None, layer: int = 0

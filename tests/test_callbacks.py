@@ -35,14 +35,27 @@ def test_fit_help_lists_the_sample_keys_with_their_descriptions(capsys):
         assert f"--sample.{key} " in help_text and words in help_text.split(f"--sample.{key} ")[-1][:200]
 
 
-def test_the_sample_after_fit_is_printable(capsys):
+def test_the_sample_after_training_is_printable(capsys):
     torch.manual_seed(0)
     model = TinyDecoderLM(ModelConfig(vocab_size=256, dim=32, depth=1, heads=4, context_len=16)).eval()
     torch.nn.init.zeros_(model.head.weight)  # every byte equally likely, control bytes included
     trainer = SimpleNamespace(is_global_zero=True, strategy=None)
     lm = SimpleNamespace(model=model, tokenizer=ByteTokenizer())
-    SampleText(length=200, prompt="Th\x1be").on_fit_end(trainer, lm)
+    SampleText(length=200, prompt="Th\x1be").on_train_end(trainer, lm)
     header, body = capsys.readouterr().out.split(" ---\n", 1)
     assert header == "\n--- sample (200 tokens, temperature 1.0, top_k 0)"
     assert body.startswith("The") and body.endswith("\n---\n")
     assert not [c for c in body if unicodedata.category(c) == "Cc" and c not in "\n\t"] and "\ufffd" not in body
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_sample_runs_on_the_training_device(text_dir, monkeypatch):
+    from lightning_app import callbacks
+
+    devices = []
+    real = callbacks.sample_text
+    monkeypatch.setattr(callbacks, "sample_text", lambda model, *a, **k: devices.append(next(model.parameters()).device.type) or real(model, *a, **k))
+    main(["fit", "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
+          "--trainer.max_steps=4", "--trainer.limit_val_batches=1", "--trainer.accelerator=gpu", "--trainer.devices=1",
+          f"--data.data_dir={text_dir}", "--sample.length=8"])  # fmt: skip
+    assert devices == ["cuda"]
