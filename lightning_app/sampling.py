@@ -20,6 +20,7 @@ from typing import ClassVar
 
 import torch
 
+from .cuda_graph import on_side_stream, record
 from .model import KVCache, TinyDecoderLM
 from .tokenizer import Tokenizer
 
@@ -84,14 +85,8 @@ def _one_token_step(model: TinyDecoderLM, cache: KVCache, batch: int) -> Callabl
         return lambda token: model(token, cache)[:, -1]
     token_in = torch.zeros(batch, 1, dtype=torch.long, device=cache.pos.device)
     pos = cache.pos.clone()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up outside the capture, as CUDA graphs require
-        model(token_in, cache)
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        logits_out = model(token_in, cache)[:, -1]
+    on_side_stream(model, token_in, cache)  # the warm-up
+    graph, logits_out = record(lambda: model(token_in, cache)[:, -1])
     cache.pos.copy_(pos)  # undo the warm-up and capture steps; their slots are written again before use
 
     def step(token: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import torch
 
+from .cuda_graph import on_side_stream, record
+
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 
@@ -37,7 +39,6 @@ class StepGraph:
             raise ValueError("A recorded step needs an optimizer that updates on the GPU alone (fused, or capturable).")
         self.step, self.optimizer, self.warmup = step, optimizer, warmup
         self.eager_calls = 0
-        self.side_stream: torch.cuda.Stream | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.inputs: tuple[torch.Tensor, ...] = ()
         self.outputs: tuple[torch.Tensor, ...] = ()
@@ -63,13 +64,7 @@ class StepGraph:
 
     def _eager(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.optimizer.zero_grad(set_to_none=True)
-        if self.side_stream is None:
-            self.side_stream = torch.cuda.Stream()
-        self.side_stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(self.side_stream):
-            outputs = self.step(x, y)
-        torch.cuda.current_stream().wait_stream(self.side_stream)
-        return outputs
+        return on_side_stream(self.step, x, y)
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
         groups = self.optimizer.param_groups
@@ -78,17 +73,14 @@ class StepGraph:
         plain = [(group["lr"], group["capturable"]) for group in groups]
         # Gradients are made during the capture, in the graph's memory.
         self.optimizer.zero_grad(set_to_none=True)
-        graph = torch.cuda.CUDAGraph()
         try:
             for group, lr in zip(groups, self.lrs):
                 group["lr"], group["capturable"] = lr, True  # capturable only lifts the optimizer's capture guard
             # Autocast's cache of cast weights would hand the capture's placeholders to later eager code.
             dtype, enabled = torch.get_autocast_dtype("cuda"), torch.is_autocast_enabled("cuda")
             autocast = torch.autocast("cuda", dtype=dtype, enabled=enabled, cache_enabled=False)
-            # thread_local: a DataLoader's pin-memory thread may allocate pinned memory meanwhile.
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"), autocast:
-                self.outputs = self.step(*self.inputs)
+            with autocast:
+                self.graph, self.outputs = record(self.step, *self.inputs)
         finally:
             for group, (lr, capturable) in zip(groups, plain):
                 group["lr"], group["capturable"] = lr, capturable
-        self.graph = graph
