@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import GradientAccumulationScheduler
+from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.callbacks import GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -171,7 +171,6 @@ class LanguageModel(LightningModule):
             values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
             self.log_dict(on_host(values), prog_bar=True)
-            self.log_dict(on_host({"lr": self.lr_schedulers().get_last_lr()[0]}))
         return loss
 
     def _stop_if_nonfinite(self) -> None:
@@ -284,7 +283,11 @@ class LanguageModel(LightningModule):
             optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=betas, fused=fused)
         self.schedule = LearningRateSchedule(hp.schedule, hp.warmup_steps, hp.min_lr / hp.lr, hp.decay_fraction)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self.schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
+
+    def configure_callbacks(self) -> list[Callback]:
+        # The learning rate is logged (as lr/pg1, lr/pg2, ...) by Lightning's monitor, which needs a logger.
+        return [LearningRateMonitor(logging_interval="step")] if self.trainer.loggers else []
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> LanguageModel:
