@@ -19,7 +19,8 @@ from lightning.pytorch.callbacks import GradientAccumulationScheduler, LearningR
 from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
-from .metrics import BitsPerCharacter, on_host
+from .host_values import on_host
+from .metrics import BitsPerCharacter
 from .model import ModelConfig, TinyDecoderLM
 from .optim import MuonAdamW
 from .schedule import LearningRateSchedule

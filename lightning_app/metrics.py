@@ -1,4 +1,4 @@
-"""Bits per character as a torchmetrics ``Metric``, and training values made ready for ``self.log``.
+"""Bits per character as a torchmetrics ``Metric``.
 
 The number of characters a target token stands for comes from the tokenizer
 (``chars_per_token``): 1 per char token, 1 per UTF-8 lead byte and 0 per continuation byte for
@@ -31,13 +31,3 @@ class BitsPerCharacter(Metric):
 
     def compute(self) -> torch.Tensor:
         return (self.nll_bits / self.chars).float()
-
-
-def on_host(values: dict[str, torch.Tensor | float]) -> dict[str, torch.Tensor]:
-    """Scalars as CPU tensors, for ``self.log`` of progress-bar values during training.
-
-    Lightning reads every progress-bar value (``.item()``) after every training step, not only after
-    the step that logged it. A value on the GPU would make each read wait for all the work queued
-    there, so the host could no longer run ahead of the GPU; a CPU value costs nothing to read.
-    """
-    return {name: torch.as_tensor(value).detach().float().cpu() for name, value in values.items()}

@@ -10,7 +10,7 @@ import torch
 from lightning.fabric.utilities.throughput import get_available_flops
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from .metrics import on_host
+from .host_values import on_host
 
 
 def peak_flops(device: torch.device, precision: str = "bf16-mixed") -> float | None:

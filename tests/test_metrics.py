@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from lightning_app.metrics import BitsPerCharacter, on_host
+from lightning_app.metrics import BitsPerCharacter
 from lightning_app.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
 
 from .conftest import SAMPLE_TEXT
@@ -37,10 +37,3 @@ def test_byte_and_bpe_count_the_same_characters():
         metric = BitsPerCharacter(torch.from_numpy(tok.chars_per_token()))
         metric.update(torch.zeros(len(ids)), ids)
         assert metric.chars.item() == len(text)
-
-
-def test_on_host_gives_cpu_float_scalars():
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    values = on_host({"loss": torch.tensor(2.5, device=device), "steps": torch.tensor(3), "lr": 1e-3})
-    assert all(v.device.type == "cpu" and v.dtype == torch.float32 for v in values.values())
-    assert [v.item() for v in values.values()] == pytest.approx([2.5, 3.0, 1e-3])
