@@ -352,7 +352,7 @@ def test_fit_downloads_then_trains_and_never_saves_the_password(mirror: Mirror, 
     out, err = capsys.readouterr()
     assert mirror.requests == 2 and "--- sample" in out
     masked = with_password(mirror.url, "***")
-    assert f"Downloaded ebook 3 (2 of 2, " in caplog.text and masked in caplog.text
+    assert "Downloaded ebook 3 (2 of 2, " in caplog.text and masked in caplog.text
     # Nothing the run showed or wrote holds the password: log, console, config.yaml, hparams.yaml, checkpoints, caches.
     assert PASSWORD not in caplog.text + out + err
     written = [path for path in Path().rglob("*") if path.is_file()]

@@ -1,6 +1,5 @@
 import math
 
-import pytest
 import torch
 
 from lightning_app.metrics import BitsPerCharacter
