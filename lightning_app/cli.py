@@ -60,7 +60,8 @@ class TrainerCLI(LightningCLI):
         self.run: Run | None = None
         self.resumed: CheckpointInfo | None = None
         try:
-            super().__init__(*args, **kwargs)
+            with stop_on_signals():
+                super().__init__(*args, **kwargs)
         finally:
             if self.run is not None:
                 self.run.release()
@@ -302,8 +303,7 @@ def main(args: list[str] | None = None) -> None:
     debug = "--debug" in args or bool(os.environ.get("CTT_DEBUG"))
     args = [arg for arg in args if arg != "--debug"]
     try:
-        with stop_on_signals():
-            _run(args)
+        _run(args)
     except Interrupted as stop:
         if debug:
             traceback.print_exc()

@@ -1,4 +1,4 @@
-"""Stopping on a signal: Ctrl-C (SIGINT) or SIGTERM end a command with status 128 + signal, never 0.
+"""Stopping on a signal: Ctrl-C (SIGINT) or SIGTERM end fit, validate or test with status 128 + signal, never 0.
 
 During training the first signal lets the current step finish, saves ``last.ckpt`` in the run's
 checkpoint folder and says how to resume (Lightning's own SIGTERM handling stops the loop; Ctrl-C

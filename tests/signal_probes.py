@@ -1,4 +1,4 @@
-"""A callback that tests add to `ctt fit` (--trainer.callbacks+=tests.signal_probes.SignalAtStep) to signal the run."""
+"""Callbacks that tests add to `ctt fit` (--trainer.callbacks+=tests.signal_probes.NAME) to signal the run."""
 
 import os
 
@@ -14,3 +14,13 @@ class SignalAtStep(Callback):
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
+
+
+class SignalInSetup(Callback):
+    """The process sends itself ``signum`` while the run is set up, before training starts."""
+
+    def __init__(self, signum: int = 15) -> None:
+        self.signum = signum
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        os.kill(os.getpid(), self.signum)

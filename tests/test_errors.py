@@ -13,6 +13,7 @@ import torch
 from lightning_app.cli import main
 from lightning_app.datamodule import TextDataModule
 from lightning_app.errors import UsageError
+from lightning_app.language_model import LanguageModel
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -80,11 +81,13 @@ def test_empty_file_is_skipped_with_a_note(text_dir: Path, capsys, caplog):
     assert "Skipping" in caplog.text and "empty.txt" in caplog.text
 
 
-def test_non_utf8_file_is_read_with_replacement_and_named(text_dir: Path, caplog):
+def test_non_utf8_file_is_read_with_replacement_and_named_once_per_run(text_dir: Path, caplog):
     (text_dir / "latin1.txt").write_bytes("Café crème, à la française.\n".encode("latin-1") * 50)
-    with caplog.at_level("WARNING"):
-        main(["fit", *TINY, f"--data.data_dir={text_dir}"])
-    assert "latin1.txt is not valid UTF-8" in caplog.text
+    for run in ("tokenizes", "reads the cache"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            main(["fit", *TINY, f"--data.data_dir={text_dir}", "--data.vocab=char"])
+        assert caplog.text.count("latin1.txt is not valid UTF-8") == 1, run
 
 
 def test_binary_file_is_refused(text_dir: Path, capsys):
@@ -247,3 +250,9 @@ def test_read_only_output_folder_is_named(text_dir: Path, capsys, deny, folder: 
     deny(folder)
     err = fit_error(capsys, f"--data.data_dir={text_dir}")
     assert err.startswith(f"error: {flag} {folder} cannot be used: permission denied")
+
+
+def test_loading_a_checkpoint_with_an_unknown_setting_names_it(trained: dict):
+    torch.save({**trained, "hyper_parameters": {**trained["hyper_parameters"], "frobnicate": 3}}, "altered.ckpt")
+    with pytest.raises(UsageError, match=r"altered.ckpt has model settings this version of ctt does not know \(frobnicate\)"):
+        LanguageModel.from_checkpoint("altered.ckpt")

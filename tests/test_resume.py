@@ -129,3 +129,10 @@ def test_a_checkpoint_outside_the_runs_resumes_as_a_new_run(text_dir: Path, capl
     assert "Resuming kept.ckpt at step 4 as a new run, checkpoints/version_1." in caplog.text
     assert torch.load("checkpoints/version_1/last.ckpt", weights_only=True)["global_step"] == 8
     assert not Path("checkpoints/version_0/last.ckpt").exists()
+
+
+def test_a_signal_before_training_stops_at_once_and_leaves_nothing_behind(straight: dict, tmp_path: Path):
+    stopped = ctt(tmp_path, straight["text_dir"], "--trainer.callbacks+=tests.signal_probes.SignalInSetup", "--trainer.callbacks.signum=2")
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr
+    assert stopped.stderr.strip().splitlines()[-1] == "Interrupted by SIGINT; checkpoints already written are kept."
+    assert not (tmp_path / "checkpoints").exists()  # the run had written nothing: its folders are gone
