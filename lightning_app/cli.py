@@ -1,29 +1,45 @@
-"""The command line: LightningCLI with the datamodule, the model, the best-checkpoint and sample callbacks."""
+"""The command line: LightningCLI with the datamodule, the model, the best-checkpoint and sample callbacks.
+
+Each run writes into folders of its own (lightning_app.runs), a checkpoint is checked against the command
+that uses it (lightning_app.checkpoint_settings), and a signal ends a command honestly (lightning_app.stopping).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import traceback
 import warnings
+from argparse import ArgumentError
+from pathlib import Path
+from typing import Any
 
 import jsonargparse
 import torch
+import yaml
+from jsonargparse import Namespace
 
-from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
+from .checkpoint_settings import CheckpointInfo, adopt, differences, read_checkpoint
 from .console import USAGE
 from .datamodule import TextDataModule
+from .errors import UsageError, is_user_error
 from .generate import generate_command
 from .horizon import Horizon
 from .language_model import LanguageModel
 from .plot import PlotMetrics, plot_command
 from .progress import RunProgress
+from .runs import LinkNewest, Run, RunFolders, keep_metrics, probe_writable, version_of, versioned_loggers
 from .save_config import SaveConfigWithoutSecrets
+from .stopping import Interrupted, StopOnSignal, stop_on_signals
 from .throughput import Throughput
+
+log = logging.getLogger(__name__)
 
 TRAINER_DEFAULTS = {
     "max_epochs": 2,
@@ -35,7 +51,145 @@ TRAINER_DEFAULTS = {
 }
 
 
+def _plain_numbers(config: Namespace) -> None:
+    """Turn the constrained numbers of jsonargparse (PositiveInt, ...) into int and float: checkpoints hold plain data."""
+    for group in ("model", "data"):
+        for key, value in config[group].items():
+            if isinstance(value, (int, float)) and type(value) not in (int, float, bool):
+                config[group][key] = float(value) if isinstance(value, float) else int(value)
+
+
 class TrainerCLI(LightningCLI):
+    """LightningCLI where each run writes into folders of its own and a checkpoint must suit the command that uses it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.run: Run | None = None
+        self.resumed: CheckpointInfo | None = None
+        try:
+            with stop_on_signals():
+                super().__init__(*args, **kwargs)
+        finally:
+            if self.run is not None:
+                self.run.release()
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # No predict: a language model has no predict_step; `ctt generate` writes text instead.
+        return {name: skip for name, skip in LightningCLI.subcommands().items() if name != "predict"}
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # The model and data keys this command sets itself (a flag, or a value other than the default from a
+        # config file): validate and test take the others from the checkpoint.
+        subcommand = self.config.subcommand
+        defaults = parser.parse_args([subcommand])[subcommand]
+        flags = {arg.split("=", 1)[0].removeprefix("--") for arg in args if arg.startswith("--")}
+        self.given = {
+            f"{group}.{key}" for group in ("model", "data") for key, value in self.config[subcommand][group].items()
+            if f"{group}.{key}" in flags or defaults[group].get(key) != value
+        }  # fmt: skip
+
+    def _parse_ckpt_path(self) -> None:
+        """Check --ckpt_path against the command before anything is built.
+
+        Replaces LightningCLI's version, which takes the model settings (only) from the checkpoint over the command's.
+        """
+        subcommand = self.config.subcommand
+        config = self.config[subcommand]
+        _plain_numbers(config)
+        self.folders = RunFolders.from_config(config)
+        if subcommand == "fit":
+            self.resumed = self._checkpoint_to_resume(config)
+            config.ckpt_path = None if self.resumed is None else str(self.resumed.path)
+            return
+        if config.ckpt_path is None:
+            raise UsageError(f"ctt {subcommand} scores a trained model: pass --ckpt_path with a .ckpt file written by `ctt fit`, or last.")
+        last = self.folders.last_checkpoints()
+        if config.ckpt_path == "last" and not last:
+            raise UsageError(f"--ckpt_path last: there is no last.ckpt under {self.folders.checkpoint_root}; pass a .ckpt file.")
+        info = read_checkpoint(last[0] if config.ckpt_path == "last" else Path(config.ckpt_path))
+        adopt(info, config, self.given)
+        config.ckpt_path = str(info.path)
+
+    def _checkpoint_to_resume(self, config: Namespace) -> CheckpointInfo | None:
+        """The checkpoint that fit resumes: the one named, or for `last` the newest last.ckpt of a run with these settings."""
+        if config.ckpt_path is None:
+            return None
+        if config.ckpt_path != "last":
+            info = read_checkpoint(Path(config.ckpt_path))
+            if changed := differences(info, config):
+                raise UsageError(
+                    f"{info.path} was trained with other settings: {'; '.join(changed)}; resume with the settings "
+                    "it was trained with, or leave out --ckpt_path to start a new run."
+                )
+            return info
+        candidates = self.folders.last_checkpoints()
+        if not candidates:
+            log.info("--ckpt_path last: there is no checkpoint to resume yet, so training starts from scratch.")
+            return None
+        newest: tuple[Path, list[str]] | None = None
+        busy = []
+        for path in candidates:
+            info = read_checkpoint(path)
+            if changed := differences(info, config):
+                newest = newest or (path, changed)
+                continue
+            run = self.folders.run_of(path)
+            if run is not None and rank_zero_only.rank == 0 and self.folders.in_use(run):
+                busy.append(str(path))  # another process is training that run right now
+                continue
+            return info
+        if busy:
+            raise UsageError(f"--ckpt_path last: every run with these settings is still going ({', '.join(busy)}); wait for one to end.")
+        assert newest is not None
+        raise UsageError(
+            f"--ckpt_path last: no run here was trained with these settings; the newest, {newest[0]}, has "
+            f"{'; '.join(newest[1])}. Pass the checkpoint to resume with --ckpt_path, or leave it out to start a new run."
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Claim this run's folders (after checking that every output folder can be written) and point the outputs there."""
+        subcommand = self.config.subcommand
+        config = self.config[subcommand]
+        callbacks = [StopOnSignal()]
+        if subcommand == "fit" and self.folders.checkpoint_root is not None:
+            callbacks.append(LinkNewest(self.folders.checkpoint_root))
+        self.trainer_defaults = {**self.trainer_defaults, "callbacks": callbacks}
+        if rank_zero_only.rank != 0:  # the other processes of a multi-device run take rank 0's folders (Lightning broadcasts them)
+            return
+        name = self.folders.named
+        resumed_run = None if self.resumed is None else self.folders.run_of(self.resumed.path)
+        if resumed_run is not None and name not in (None, resumed_run):
+            raise UsageError(f"trainer.logger.version {name} is another run than the one --ckpt_path resumes ({resumed_run}).")
+        if resumed_run is not None:
+            self.run = self.folders.reopen(resumed_run)
+        else:
+            self.run = self.folders.create(name, checkpoints=subcommand == "fit")
+        # removed with the run's folders if the run writes nothing there
+        self.run.created[:0] = probe_writable(Path(config.data.cache_dir), "data.cache_dir")
+        if resumed_run is not None:
+            log.info("Resuming run %s at step %d from %s.", self.run.checkpoint_dir, self.resumed.global_step, self.resumed.path)
+        elif self.resumed is not None:
+            log.info("Resuming %s at step %d as a new run, %s.", self.resumed.path, self.resumed.global_step, self.run.checkpoint_dir)
+        # Point the checkpoints and logs at the run's folders, for the classes built next; the config saved with
+        # the run keeps the command's own values (restored in after_instantiate_classes).
+        run_values = [(logger, "version", version_of(self.run.name)) for logger in versioned_loggers(config.trainer)]
+        if subcommand == "fit":
+            run_values.append((config.checkpoint, "dirpath", str(self.run.checkpoint_dir)))
+            if not self.folders.log_roots:  # config.yaml goes to the trainer's root folder when there is no logger
+                run_values.append((config.trainer, "default_root_dir", str(self.run.checkpoint_dir)))
+        self._command_values = [(namespace, key, namespace.get(key)) for namespace, key, _ in run_values]
+        for namespace, key, value in run_values:
+            namespace[key] = value
+
+    def after_instantiate_classes(self) -> None:
+        for namespace, key, value in getattr(self, "_command_values", []):
+            namespace[key] = value
+
+    def before_fit(self) -> None:
+        if self.resumed is not None and self.run is not None and self.run.name == self.folders.run_of(self.resumed.path):
+            keep_metrics(self.trainer, self.resumed.global_step)
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
@@ -63,13 +217,14 @@ def _quiet_console() -> None:
         r".*LightningCLI's args parameter is intended to run from within Python.*",
         r".*Checkpoint directory .* exists and is not empty.*",
         r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # inside Lightning itself
+        r".*The dirpath has changed from.*",  # a checkpoint used by another run than the one that wrote it
     ):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
         lambda record: not any(word in record.getMessage() for word in ("litlogger", "LitServe", "TPU available"))
     )
-
-
+    # A stop on a signal is reported in one line of its own (lightning_app.stopping).
+    logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").setLevel(logging.WARNING)
 
 
 def _run(args: list[str]) -> None:
@@ -87,12 +242,13 @@ def _run(args: list[str]) -> None:
         TextDataModule,
         trainer_defaults=TRAINER_DEFAULTS,
         seed_everything_default=1337,
-        # Each logged run saves its config in its own version_N folder; without a logger it lands in the
-        # working folder, where the next run may replace it.
+        # Each run saves its config in its own folder (its log folder, or without a logger its checkpoint
+        # folder); only a resumed run writes it again.
         save_config_kwargs={"overwrite": True},
         save_config_callback=SaveConfigWithoutSecrets,  # config.yaml shows URL passwords as ***
         args=args,
         auto_configure_optimizers=False,
+        parser_kwargs={"exit_on_error": False},  # main reports a wrong flag in one line, not after the whole usage
     )
 
 
@@ -108,10 +264,40 @@ def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = sys.argv[1:] if args is None else list(args)
     debug = "--debug" in args or bool(os.environ.get("CTT_DEBUG"))
+    args = [arg for arg in args if arg != "--debug"]
     try:
-        _run([arg for arg in args if arg != "--debug"])
-    except (ValueError, FileNotFoundError, RuntimeError, FloatingPointError, MisconfigurationException) as err:
+        _run(args)
+    except Interrupted as stop:
+        if debug:
+            traceback.print_exc()
+        print(f"Interrupted by {stop}; checkpoints already written are kept.", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except ArgumentError as err:  # a flag or config value that does not parse: jsonargparse's message, in one line
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_config_file_problem(args) or _one_line(str(err)) + ' (see --help)'}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:
+        if debug or not is_user_error(err):
+            raise
+        print(f"error: {_one_line(str(err))}", file=sys.stderr)
         sys.exit(1)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
+
+
+def _config_file_problem(args: list[str]) -> str | None:
+    """Which --config file is not valid YAML, and where (jsonargparse's message leaves the file out)."""
+    files = [value for flag, value in zip(args, args[1:]) if flag in ("--config", "-c")]
+    files += [arg.split("=", 1)[1] for arg in args if arg.startswith("--config=")]
+    for name in files:
+        try:
+            yaml.safe_load(Path(name).read_text())
+        except (yaml.scanner.ScannerError, yaml.parser.ParserError) as err:
+            mark = err.problem_mark
+            return f"{name} is not valid YAML: {err.problem} at line {mark.line + 1}, column {mark.column + 1}; fix the file."
+        except (OSError, yaml.YAMLError):
+            continue  # jsonargparse's own message says what is wrong with it
+    return None

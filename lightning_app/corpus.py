@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from .errors import UsageError, path_error
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +50,24 @@ def text_files(data_dir: Path) -> list[Path]:
     return sorted(p for p in data_dir.rglob("*.txt") if p.is_file())
 
 
-def read_document(path: Path) -> str:
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a corpus file; one that cannot be read is a UsageError naming it."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise path_error(err, "The text file", path, "make it readable or move it out of data.data_dir") from err
+
+
+def read_document(path: Path, warn: Callable[[str], None] = log.warning) -> str:
     """One cleaned document. Bytes that are not UTF-8 become U+FFFD, with a warning naming the file;
     a binary file (NUL bytes) is refused."""
-    raw = path.read_bytes()
+    raw = read_bytes(path)
     if b"\x00" in raw[:65536]:
-        raise ValueError(f"{path} looks binary (it holds NUL bytes), not text; remove it from data.data_dir.")
+        raise UsageError(f"{path} looks binary (it holds NUL bytes), not text; remove it from data.data_dir.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        log.warning("%s is not valid UTF-8 (byte %d); invalid bytes are replaced by U+FFFD.", path, err.start)
+        warn(f"{path} is not valid UTF-8 (byte {err.start}); invalid bytes are replaced by U+FFFD.")
         text = raw.decode("utf-8", errors="replace")
     return strip_gutenberg(text)
 
@@ -69,14 +79,17 @@ def embedded_corpus() -> str:
     return "\n\n".join(topics[key].strip() for key in sorted(topics)) + "\n"
 
 
-def iter_documents(data_dir: Path | None) -> Iterator[tuple[str, str]]:
-    """Yield ``(name, cleaned text)`` for each non-empty document; the embedded corpus if ``data_dir`` is None."""
+def iter_documents(data_dir: Path | None, warn: Callable[[str], None] = log.warning) -> Iterator[tuple[str, str]]:
+    """Yield ``(name, cleaned text)`` for each non-empty document; the embedded corpus if ``data_dir`` is None.
+
+    ``warn`` receives a note about each file that is not clean UTF-8 text or holds no text at all.
+    """
     if data_dir is None:
         yield EMBEDDED_CORPUS_NAME, embedded_corpus()
         return
     for path in text_files(data_dir):
-        text = read_document(path)
+        text = read_document(path, warn)
         if not text.strip():
-            log.warning("Skipping %s: it holds no text.", path)
+            warn(f"Skipping {path}: it holds no text.")
             continue
         yield str(path), text

@@ -15,13 +15,14 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from jsonargparse.typing import NonNegativeInt, PositiveFloat, PositiveInt
+from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.strategies import FSDPStrategy
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
 from .credentials import mask_credentials
+from .errors import UsageError, path_error
 from .gutenberg import DEFAULT_IDS, DEFAULT_MIRROR, download_books
 from .token_cache import TokenizedCorpus, load_or_build
 from .tokenizer import Tokenizer
@@ -104,12 +105,12 @@ class TextDataModule(LightningDataModule):
         gutenberg_deadline: PositiveFloat = 300.0,
         vocab: Literal["byte", "char", "bpe"] = "byte",
         bpe_vocab_size: int = 4096,
-        context_len: int = 256,
-        stride: int | None = None,
-        batch_size: int = 32,
-        val_fraction: float = 0.1,
+        context_len: PositiveInt = 256,
+        stride: PositiveInt | None = None,
+        batch_size: PositiveInt = 32,
+        val_fraction: OpenUnitInterval = 0.1,
         cache_dir: str = ".ctt_cache",
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         gather_on_device: bool = True,
     ) -> None:
         """Text corpus, tokenizer, train/validation split and batching.
@@ -140,9 +141,9 @@ class TextDataModule(LightningDataModule):
             saved["gutenberg_mirror"] = mask_credentials(gutenberg_mirror)
         for name, value in (("context_len", context_len), ("batch_size", batch_size), ("stride", 1 if stride is None else stride)):
             if value <= 0:
-                raise ValueError(f"data.{name} must be a positive integer, got {value}.")
+                raise UsageError(f"data.{name} must be a positive integer, got {value}.")
         if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+            raise UsageError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
         self.context_len, self.batch_size, self.num_workers = context_len, batch_size, num_workers
         self.gather_on_device = gather_on_device
         self.stride = stride or context_len
@@ -151,16 +152,23 @@ class TextDataModule(LightningDataModule):
         self.download_gutenberg, self.gutenberg_ids, self.gutenberg_mirror = download_gutenberg, list(gutenberg_ids), gutenberg_mirror
         self.data_dir = self._resolve_data_dir(data_dir)
         self.corpus: TokenizedCorpus | None = None
+        self.train_set: LMSequenceDataset | None = None  # and val_set: made in setup
 
     def _resolve_data_dir(self, data_dir: str | None) -> Path | None:
         """The folder to read, or None for the embedded corpus (only when the user named no folder)."""
         if data_dir is not None:
             path = Path(data_dir)
+            if path.is_file():
+                raise UsageError(f"data.data_dir {path} is a file; point it at the folder of .txt files that holds it.")
             if not self.download_gutenberg:
                 if not path.is_dir():
-                    raise FileNotFoundError(f"data.data_dir {path} does not exist; point it at a folder of .txt files.")
+                    raise UsageError(f"data.data_dir {path} does not exist; point it at a folder of .txt files.")
+                try:
+                    os.listdir(path)  # a folder that cannot be read would look empty to the search below
+                except OSError as err:
+                    raise path_error(err, "data.data_dir", path, "make it readable or point it elsewhere") from err
                 if not text_files(path):
-                    raise FileNotFoundError(f"data.data_dir {path} holds no .txt files; add some or point it elsewhere.")
+                    raise UsageError(f"data.data_dir {path} holds no .txt files; add some or point it elsewhere.")
             return path
         if self.download_gutenberg or (DEFAULT_DATA_DIR.is_dir() and text_files(DEFAULT_DATA_DIR)):
             return DEFAULT_DATA_DIR
@@ -184,17 +192,21 @@ class TextDataModule(LightningDataModule):
             )
         if self.data_dir is None:
             log.info("No data given (./data holds no .txt files): using %s.", EMBEDDED_CORPUS_NAME)
-        load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
+        self.corpus = self._load()  # kept for setup in this process, so the cache is read (and reported on) once
+
+    def _load(self) -> TokenizedCorpus:
+        return load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
 
     def setup(self, stage: str) -> None:
-        if self.corpus is not None:
+        if self.train_set is not None:
             return
-        self.corpus = load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
+        if self.corpus is None:  # the processes that did not prepare the data
+            self.corpus = self._load()
         tokens = self.corpus.tokens
         n_val = int(len(tokens) * self.val_fraction)
         needed = self.context_len + 1
         if min(n_val, len(tokens) - n_val) < needed:
-            raise ValueError(
+            raise UsageError(
                 f"The corpus has {len(tokens)} tokens, so a validation split of {n_val} and a training split of "
                 f"{len(tokens) - n_val}; each needs at least context_len + 1 = {needed}: add text or lower data.context_len."
             )
@@ -241,7 +253,7 @@ class TextDataModule(LightningDataModule):
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
         if len(sampler) < self.batch_size:
-            raise ValueError(
+            raise UsageError(
                 f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than "
                 f"one batch of data.batch_size {self.batch_size}: lower data.batch_size or data.stride, or add text."
             )

@@ -7,6 +7,7 @@ tokenizer stored in a checkpoint, so ``LanguageModel.load_from_checkpoint(path)`
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.callbacks import GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
+from .errors import UsageError, path_error
 from .host_values import on_host
 from .metrics import BitsPerCharacter
 from .model import ModelConfig, TinyDecoderLM
@@ -30,35 +33,37 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
 
-def _check_format(checkpoint: dict[str, Any]) -> None:
-    if checkpoint.get("ctt_format") != CHECKPOINT_FORMAT or "tokenizer" not in checkpoint:
-        raise ValueError(
-            f"This checkpoint was not written by this version of the trainer (format "
-            f"{checkpoint.get('ctt_format')!r}, expected {CHECKPOINT_FORMAT}); train a new one."
-        )
+def _check_format(checkpoint: dict[str, Any], source: str = "This checkpoint") -> None:
+    found = checkpoint.get("ctt_format")
+    if found is None:
+        raise UsageError(f"{source} was not written by this version of ctt (it has no checkpoint format); pass one from `ctt fit`.")
+    if found != CHECKPOINT_FORMAT:
+        raise UsageError(f"{source} has checkpoint format {found!r}, and this version reads {CHECKPOINT_FORMAT}; train a new one.")
+    if "tokenizer" not in checkpoint:
+        raise UsageError(f"{source} holds no tokenizer, so its token ids cannot be read back; it is damaged: use another.")
 
 
 class LanguageModel(LightningModule):
     def __init__(
         self,
-        dim: int = 256,
-        depth: int = 6,
-        heads: int = 8,
+        dim: PositiveInt = 256,
+        depth: PositiveInt = 6,
+        heads: PositiveInt = 8,
         dropout: float = 0.0,
-        context_len: int = 256,
+        context_len: PositiveInt = 256,
         pos_encoding: Literal["sinusoidal", "rotary"] = "sinusoidal",
         tie_embeddings: bool = False,
         qk_norm: bool = False,
         zero_init: bool = False,
-        logit_softcap: float = 0.0,
+        logit_softcap: NonNegativeFloat = 0.0,
         optimizer: Literal["adamw", "muon"] = "adamw",
-        lr: float = 3e-4,
-        weight_decay: float = 0.01,
-        beta2: float = 0.999,
-        warmup_steps: int = 0,
+        lr: PositiveFloat = 3e-4,
+        weight_decay: NonNegativeFloat = 0.01,
+        beta2: OpenUnitInterval = 0.999,
+        warmup_steps: NonNegativeInt = 0,
         schedule: Literal["cosine", "wsd"] = "cosine",
-        decay_fraction: float = 0.3,
-        min_lr: float = 0.0,
+        decay_fraction: OpenUnitInterval = 0.3,
+        min_lr: NonNegativeFloat = 0.0,
         compile: bool = False,
         compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default",
         cuda_graph: bool = False,
@@ -298,15 +303,21 @@ class LanguageModel(LightningModule):
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"The checkpoint {path} does not exist; pass the .ckpt written by `ctt fit`.")
+            state = "is a folder" if path.is_dir() else "does not exist"
+            raise UsageError(f"The checkpoint {path} {state}; pass the .ckpt file written by `ctt fit`.")
         try:
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        except OSError as err:
+            raise path_error(err, "The checkpoint", path, "check the file and its permissions") from err
         except Exception as err:  # torch raises many types for a damaged or foreign file
-            raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated or not from ctt.") from None
+            raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated or not from ctt.") from err
         if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint:
-            raise ValueError(f"{path} is not a checkpoint written by `ctt fit`.")
-        _check_format(checkpoint)
+            raise UsageError(f"{path} is not a checkpoint written by `ctt fit`.")
+        _check_format(checkpoint, str(path))
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
+        unknown = sorted(set(hparams) - set(inspect.signature(cls.__init__).parameters))
+        if unknown:
+            raise UsageError(f"{path} has model settings this version of ctt does not know ({', '.join(unknown)}); use the version that wrote it.")
         model = cls(**hparams | {"compile": False})  # inference runs eagerly (and generate captures CUDA graphs)
         model.on_load_checkpoint(checkpoint)
         model.load_state_dict(checkpoint["state_dict"])
@@ -346,4 +357,7 @@ class LanguageModel(LightningModule):
         if self.model is None:
             self._build(tokenizer)
         elif tokenizer.to_dict() != self.tokenizer.to_dict():
-            raise ValueError("The checkpoint's tokenizer differs from this run's data; use the same data and data.vocab.")
+            raise UsageError(
+                "The checkpoint's tokenizer differs from the one made from this command's data; "
+                "use the data.data_dir and data.vocab it was trained with."
+            )

@@ -1,11 +1,12 @@
 """The tokenized corpus on disk: a flat file of token ids, memory-mapped, keyed by content and tokenizer.
 
 ``<cache_dir>/<key>.bin`` holds the ids; ``<key>.json``, written last, holds the tokenizer, the
-dtype and the token count. The key hashes the raw bytes of every input file and the tokenizer
+dtype, the token count and the notes made while reading the files (shown again when the cache is
+used). The key hashes the raw bytes of every input file and the tokenizer
 kind (for BPE also its size and the validation share kept out of its training text), so changed
 files or another vocabulary never reuse a stale cache. Both files are written to a temporary
 name and renamed, so a killed run leaves no half-written cache behind; a ``.bin`` whose size
-disagrees with its ``.json`` is rebuilt.
+disagrees with its ``.json``, or that holds ids outside the vocabulary, is rebuilt.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +25,7 @@ import numpy as np
 
 from .atomic_file import write_atomically
 from .corpus import EMBEDDED_CORPUS_NAME, embedded_corpus, iter_documents, text_files
+from .errors import path_error
 from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, ids_dtype, tokenizer_from_dict
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ class TokenizedCorpus:
     tokens: np.ndarray  # (N,) memory-mapped ids
     tokenizer: Tokenizer
     documents: int
+    notes: list[str]  # warnings about the input files (not UTF-8, empty), made when the cache was built
 
 
 def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
@@ -46,57 +50,73 @@ def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, va
         digest.update(embedded_corpus().encode())
     else:
         for path in text_files(data_dir):
-            digest.update(f"{path.stat().st_size}:".encode())
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
+            try:
+                with path.open("rb") as f:
+                    digest.update(f"{os.fstat(f.fileno()).st_size}:".encode())
+                    while chunk := f.read(1 << 20):
+                        digest.update(chunk)
+            except OSError as err:
+                raise path_error(err, "The text file", path, "make it readable or move it out of data.data_dir") from err
     return digest.hexdigest()[:32]
 
 
-def _stream(data_dir: Path | None) -> Iterator[str]:
+Warn = Callable[[str], None]
+
+
+def _stream(data_dir: Path | None, warn: Warn) -> Iterator[str]:
     """The corpus as the cache lays it out, piece by piece: the documents with separators between them."""
-    for i, (_, text) in enumerate(iter_documents(data_dir)):
+    for i, (_, text) in enumerate(iter_documents(data_dir, warn)):
         if i:
             yield DOCUMENT_SEPARATOR
         yield text
 
 
-def _training_text(data_dir: Path | None, val_fraction: float) -> Iterator[str]:
+def _training_text(data_dir: Path | None, val_fraction: float, warn: Warn) -> Iterator[str]:
     """The first ``1 - val_fraction`` of the corpus characters, piece by piece (two passes, one document in memory).
 
     The split is by token position, which depends on the tokenizer being fitted here, so this cuts
     by characters instead: it misses the true boundary only as far as compression differs between
     the head and the tail of the corpus.
     """
-    budget = int(sum(len(piece) for piece in _stream(data_dir)) * (1 - val_fraction))
-    for piece in _stream(data_dir):
+    budget = int(sum(len(piece) for piece in _stream(data_dir, warn)) * (1 - val_fraction))
+    for piece in _stream(data_dir, warn):
         if budget <= 0:
             return
         yield piece[:budget]
         budget -= len(piece)
 
 
-def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, val_fraction: float) -> Tokenizer:
+def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, val_fraction: float, warn: Warn) -> Tokenizer:
     if vocab == "byte":
         return ByteTokenizer()
     if vocab == "char":
         # The separator's characters always belong to the vocabulary, even for a single document.
-        return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], _stream(data_dir)))
+        return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], _stream(data_dir, warn)))
     if vocab == "bpe":
         # Fitted on the training split only, so validation text never shapes the vocabulary.
-        return BPETokenizer.fit(_training_text(data_dir, val_fraction), bpe_vocab_size)
+        return BPETokenizer.fit(_training_text(data_dir, val_fraction, warn), bpe_vocab_size)
     raise ValueError(f"data.vocab must be 'byte', 'char' or 'bpe', got {vocab!r}.")
 
 
 def build(
     data_dir: Path | None, vocab: str, bin_path: Path, meta_path: Path, bpe_vocab_size: int, val_fraction: float
 ) -> None:
-    """Clean and tokenize every document, streaming ids to ``bin_path``; then write ``meta_path``."""
-    tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction)
+    """Clean and tokenize every document, streaming ids to ``bin_path``; then write ``meta_path``.
+
+    The corpus is read more than once (to fit a tokenizer, then to encode): each note about a file is logged once.
+    """
+    notes: dict[str, None] = {}
+
+    def warn(note: str) -> None:
+        if note not in notes:
+            notes[note] = None
+            log.warning(note)
+
+    tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction, warn)
     counts = {"tokens": 0, "documents": 0}
 
     def write_ids(f: BinaryIO) -> None:
-        for piece in _stream(data_dir):
+        for piece in _stream(data_dir, warn):
             ids = tokenizer.encode(piece)
             f.write(ids.tobytes())
             counts["tokens"] += ids.size
@@ -109,6 +129,7 @@ def build(
         "tokens": counts["tokens"],
         "documents": counts["documents"],
         "source": EMBEDDED_CORPUS_NAME if data_dir is None else str(data_dir),
+        "notes": list(notes),
     }
     write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
 
@@ -122,9 +143,15 @@ def _load(bin_path: Path, meta_path: Path) -> TokenizedCorpus | None:
             log.warning("The token cache %s is incomplete; rebuilding it.", bin_path)
             return None
         tokens = np.memmap(bin_path, dtype=dtype, mode="r") if meta["tokens"] else np.zeros(0, dtype)
-        return TokenizedCorpus(tokens, tokenizer_from_dict(meta["tokenizer"]), meta["documents"])
-    except FileNotFoundError:
+        tokenizer = tokenizer_from_dict(meta["tokenizer"])
+        if np.iinfo(dtype).max >= tokenizer.vocab_size and len(tokens) and int(tokens.max()) >= tokenizer.vocab_size:
+            log.warning("The token cache %s holds ids outside its vocabulary (it is damaged); rebuilding it.", bin_path)
+            return None
+        return TokenizedCorpus(tokens, tokenizer, meta["documents"], list(meta.get("notes", [])))
+    except (FileNotFoundError, NotADirectoryError):  # no cache yet (a file in the way is reported when building)
         return None
+    except OSError as err:
+        raise path_error(err, "The token cache", meta_path, "fix its permissions or delete data.cache_dir") from err
     except (ValueError, KeyError, TypeError) as err:
         log.warning("The token cache %s is unreadable (%s); rebuilding it.", meta_path, err)
         return None
@@ -141,10 +168,16 @@ def load_or_build(
     key = corpus_key(data_dir, vocab, bpe_vocab_size, val_fraction)
     bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"
     corpus = _load(bin_path, meta_path)
-    if corpus is None:
+    if corpus is not None:
+        for note in corpus.notes:  # what the build said about the files, said again for this run
+            log.warning(note)
+        return corpus
+    log.info("Tokenizing %s (%s vocabulary) into %s", data_dir or EMBEDDED_CORPUS_NAME, vocab, bin_path)
+    try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        log.info("Tokenizing %s (%s vocabulary) into %s", data_dir or EMBEDDED_CORPUS_NAME, vocab, bin_path)
         build(data_dir, vocab, bin_path, meta_path, bpe_vocab_size, val_fraction)
-        corpus = _load(bin_path, meta_path)
-        assert corpus is not None, "a freshly written token cache must load"
+    except OSError as err:  # reading the text files reports its own errors: this is the cache folder
+        raise path_error(err, "data.cache_dir", cache_dir, "choose another folder or make it writable") from err
+    corpus = _load(bin_path, meta_path)
+    assert corpus is not None, "a freshly written token cache must load"
     return corpus

@@ -1,3 +1,5 @@
+import os
+import re
 from pathlib import Path
 
 import pytest
@@ -24,9 +26,43 @@ def test_fit_writes_checkpoint_with_tokenizer_and_prints_sample(text_dir: Path, 
     assert "--- sample" in out and "It was" in out
     ckpt = torch.load("checkpoints/model.ckpt", weights_only=True)
     assert ckpt["tokenizer"]["kind"] == "char" and "I" in ckpt["tokenizer"]["chars"]
-    assert Path("checkpoints/last.ckpt").is_file()
+    assert Path("checkpoints/version_0/last.ckpt").is_file()
     metrics = Path("lightning_logs/version_0/metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train_loss", "train_bpc", "val_loss", "val_bpc"} <= set(metrics)
+
+
+def test_each_run_writes_into_folders_of_its_own(text_dir: Path):
+    fit(f"--data.data_dir={text_dir}", "--sample.length=0")
+    first = Path("checkpoints/version_0/model.ckpt").read_bytes()
+    fit(f"--data.data_dir={text_dir}", "--sample.length=0", "--model.pos_encoding=rotary")
+    assert Path("checkpoints/version_0/model.ckpt").read_bytes() == first  # the second run left the first one's alone
+    for run in ("version_0", "version_1"):
+        assert {p.name for p in Path("checkpoints", run).glob("*.ckpt")} == {"model.ckpt", "last.ckpt"}
+        assert {"metrics.csv", "config.yaml", "hparams.yaml"} <= {p.name for p in Path("lightning_logs", run).iterdir()}
+    assert os.readlink("checkpoints/model.ckpt") == "version_1/model.ckpt"  # the newest best model
+    config = yaml.safe_load(Path("lightning_logs/version_1/config.yaml").read_text())
+    assert config["checkpoint"]["dirpath"] == "checkpoints" and config["trainer"]["logger"]["init_args"]["version"] is None
+    assert config["model"]["pos_encoding"] == "rotary"
+
+
+def test_validate_and_test_score_with_the_checkpoints_own_settings(text_dir: Path, capsys):
+    fit(f"--data.data_dir={text_dir}", "--data.vocab=char", "--data.context_len=24", "--data.val_fraction=0.2", "--sample.length=0")
+    best = torch.load("checkpoints/model.ckpt", weights_only=True)
+    score = next(v for k, v in best["callbacks"].items() if k.startswith("ModelCheckpoint"))["best_model_score"]
+    for command in ("validate", "test"):
+        main([command, "--ckpt_path=checkpoints/model.ckpt", "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2"])
+        printed = float(re.search(r"val_bpc\s+([\d.]+)", capsys.readouterr().out).group(1))
+        assert abs(printed - float(score)) < 1e-4  # scored on the data, vocabulary and sizes it was trained with
+    main(["validate", "--ckpt_path=last", "--data.context_len=16", "--data.batch_size=4"])  # free to change: not the weights
+
+
+@pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
+def test_scoring_needs_a_checkpoint_and_predict_is_not_offered(subcommand: str, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([subcommand])
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err and exit_.value.code == (2 if subcommand == "predict" else 1)
+    assert ("invalid choice: 'predict'" if subcommand == "predict" else "pass --ckpt_path") in err
 
 
 def test_checkpoint_loads_without_arguments(text_dir: Path):
@@ -83,4 +119,4 @@ def test_user_error_is_one_line_and_nonzero(tmp_path: Path, capsys):
 
 def test_tensorboard_logger_works(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--trainer.logger=lightning.pytorch.loggers.TensorBoardLogger", "--trainer.logger.save_dir=tb")
-    assert list(Path("tb").rglob("events.out.tfevents.*")) and Path("checkpoints/model.ckpt").is_file()
+    assert list(Path("tb/lightning_logs/version_0").glob("events.out.tfevents.*")) and Path("checkpoints/version_0/model.ckpt").is_file()

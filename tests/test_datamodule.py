@@ -8,6 +8,7 @@ import torch
 from lightning.pytorch.strategies import FSDPStrategy
 
 from lightning_app.datamodule import LMSequenceDataset, TextDataModule
+from lightning_app.errors import UsageError
 
 
 @pytest.mark.parametrize(("n", "context", "stride", "expected"), [(11, 4, 4, 2), (11, 4, 1, 7), (10, 4, 2, 3), (5, 4, 4, 1)])
@@ -67,17 +68,20 @@ def test_default_uses_dot_data_when_it_holds_text():
     assert TextDataModule().data_dir == Path("data")
 
 
-@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir()])
-def test_named_folder_that_is_missing_or_empty_is_an_error(tmp_path: Path, make):
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [(lambda p: None, "does not exist"), (lambda p: p.mkdir(), "holds no .txt files"), (lambda p: p.write_text("x"), "is a file")],
+)
+def test_named_folder_that_is_missing_empty_or_a_file_is_an_error(tmp_path: Path, make, message: str):
     folder = tmp_path / "nope"
     make(folder)
-    with pytest.raises(FileNotFoundError, match="data.data_dir"):
+    with pytest.raises(UsageError, match=f"data.data_dir {folder} {message}"):
         TextDataModule(data_dir=str(folder))
 
 
 @pytest.mark.parametrize(("key", "value"), [("context_len", 0), ("batch_size", -1), ("val_fraction", 1.0), ("stride", -2)])
 def test_bad_values_are_clear_errors(key, value):
-    with pytest.raises(ValueError, match=f"data.{key}"):
+    with pytest.raises(UsageError, match=f"data.{key}"):
         TextDataModule(**{key: value})
 
 
@@ -86,7 +90,7 @@ def test_corpus_too_small_says_how_many_tokens(tmp_path: Path):
     (tmp_path / "tiny" / "t.txt").write_text("short text")
     dm = TextDataModule(data_dir=str(tmp_path / "tiny"), context_len=64)
     dm.prepare_data()
-    with pytest.raises(ValueError, match=r"The corpus has 10 tokens.*context_len \+ 1 = 65"):
+    with pytest.raises(UsageError, match=r"The corpus has 10 tokens.*context_len \+ 1 = 65"):
         dm.setup("fit")
 
 
@@ -122,5 +126,17 @@ def test_fewer_windows_than_one_batch_per_device_is_a_clear_error(text_dir: Path
     dm.prepare_data()
     dm.setup("fit")
     dm.trainer = SimpleNamespace(global_rank=0, world_size=len(dm.train_set) // 32)
-    with pytest.raises(ValueError, match="fewer than one batch of data.batch_size 64: lower data.batch_size"):
+    with pytest.raises(UsageError, match="fewer than one batch of data.batch_size 64: lower data.batch_size"):
         dm.train_dataloader()
+
+
+@pytest.mark.parametrize("vocab", ["byte", "char"])
+def test_a_file_that_is_not_utf8_is_named_once_per_run_also_from_the_cache(text_dir: Path, caplog, vocab: str):
+    (text_dir / "latin1.txt").write_bytes("Café crème, à la française.\n".encode("latin-1") * 50)
+    for run in ("tokenizes", "uses the cache"):
+        caplog.clear()
+        dm = TextDataModule(data_dir=str(text_dir), vocab=vocab, context_len=16)
+        with caplog.at_level("WARNING"):
+            dm.prepare_data()
+            dm.setup("fit")
+        assert caplog.text.count("latin1.txt is not valid UTF-8") == 1, run

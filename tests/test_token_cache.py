@@ -8,6 +8,7 @@ import pytest
 
 from lightning_app import token_cache
 from lightning_app.corpus import iter_documents
+from lightning_app.errors import UsageError
 from lightning_app.token_cache import DOCUMENT_SEPARATOR, corpus_key, load_or_build
 from lightning_app.tokenizer import BPETokenizer
 
@@ -75,3 +76,18 @@ def test_truncated_cache_is_rebuilt(text_dir: Path, tmp_path: Path):
     bin_path.write_bytes(bin_path.read_bytes()[:100])
     assert np.array_equal(np.array(load_or_build(text_dir, "byte", cache).tokens), good)
     assert not list(cache.glob("*.tmp"))
+
+
+def test_cache_of_the_right_size_holding_ids_outside_the_vocabulary_is_rebuilt(text_dir: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    corpus = load_or_build(text_dir, "char", cache)
+    good = np.array(corpus.tokens)
+    [bin_path] = cache.glob("*.bin")
+    bin_path.write_bytes(np.full(len(good), 255, dtype=corpus.tokens.dtype).tobytes())  # same size, damaged
+    assert np.array_equal(np.array(load_or_build(text_dir, "char", cache).tokens), good)
+
+
+def test_a_cache_folder_that_is_a_file_is_named(text_dir: Path, tmp_path: Path):
+    (tmp_path / "cache").write_text("")
+    with pytest.raises(UsageError, match=f"data.cache_dir {tmp_path / 'cache'} cannot be used: a file is in the way"):
+        load_or_build(text_dir, "byte", tmp_path / "cache")

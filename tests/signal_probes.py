@@ -1,0 +1,26 @@
+"""Callbacks that tests add to `ctt fit` (--trainer.callbacks+=tests.signal_probes.NAME) to signal the run."""
+
+import os
+
+from lightning.pytorch import Callback
+
+
+class SignalAtStep(Callback):
+    """The process sends itself ``signum`` (SIGTERM by default; 2 is Ctrl-C's SIGINT) once, at a given step."""
+
+    def __init__(self, step: int, signum: int = 15) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class SignalInSetup(Callback):
+    """The process sends itself ``signum`` while the run is set up, before training starts."""
+
+    def __init__(self, signum: int = 15) -> None:
+        self.signum = signum
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        os.kill(os.getpid(), self.signum)
