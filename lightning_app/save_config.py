@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningArgumentParser, SaveConfigCallback
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import SaveConfigCallback
 
 from .credentials import mask_credentials
 
@@ -22,8 +23,11 @@ def masked(value: Any) -> Any:
 
 
 class SaveConfigWithoutSecrets(SaveConfigCallback):
-    """LightningCLI's SaveConfigCallback, given a copy of the config with URL passwords masked;
+    """LightningCLI's SaveConfigCallback, saving a copy of the config with URL passwords masked;
     the run itself keeps using the real values."""
 
-    def __init__(self, parser: LightningArgumentParser, config: Namespace, *args: Any, **kwargs: Any) -> None:
-        super().__init__(parser, masked(config), *args, **kwargs)
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Masked when it is saved, not when the callback is built: the CLI puts the command's own values
+        # back into the config (see TrainerCLI.after_instantiate_classes) between the two.
+        self.config = masked(self.config)
+        super().setup(trainer, pl_module, stage)

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a ctt subprocess: this checkout first on PYTHONPATH, the caller's own entries after it."""
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 # Short texts written for these tests, one per header and footer variant of real Gutenberg editions
 # (byte-order mark, CRLF, wrapped markers, "End of Project Gutenberg's ..." lines); see their headers.
 FIXTURE_BOOKS = REPO / "tests" / "fixtures" / "gutenberg"

@@ -1,6 +1,5 @@
 """The `ctt` entry point: `--help` and `--version` answer without importing torch or Lightning."""
 
-import os
 import re
 import subprocess
 import sys
@@ -10,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from lightning_app import console
+
+from .conftest import subprocess_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ def test_version_of_an_uninstalled_checkout_says_how_to_install(monkeypatch, cap
 
 @pytest.mark.parametrize("flag", ["--help", "--version"])
 def test_answers_before_importing_torch_or_lightning(flag: str):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     run = subprocess.run([sys.executable, "-X", "importtime", "-m", "lightning_app", flag],
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]

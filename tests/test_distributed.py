@@ -1,16 +1,16 @@
 """Two ranks on one machine (DDP on CPU, gloo): one prepares the data, each trains on its own windows, both agree on val_bpc."""
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import subprocess_env
+
 
 
 def test_two_cpu_ranks(text_dir: Path, tmp_path: Path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     args = [
         "fit", f"--data.data_dir={text_dir}", "--data.context_len=32", "--data.batch_size=8", "--model.dim=32",
         "--model.depth=1", "--model.heads=2", "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",

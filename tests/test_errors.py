@@ -15,7 +15,8 @@ from lightning_app.datamodule import TextDataModule
 from lightning_app.errors import UsageError
 from lightning_app.language_model import LanguageModel
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import subprocess_env
+
 TINY = [
     "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
     "--trainer.max_steps=4", "--trainer.limit_val_batches=2", "--trainer.enable_progress_bar=false",
@@ -122,7 +123,7 @@ def test_a_bug_keeps_its_traceback(text_dir: Path, monkeypatch):
 
 
 def test_kill_during_a_checkpoint_save_keeps_the_previous_one(text_dir: Path, tmp_path: Path):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     args = [*TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=20", "--trainer.val_check_interval=5"]
     cmd = [sys.executable, "-m", "lightning_app", "fit", *args]
     killed = subprocess.run([*cmd, "--trainer.callbacks+=tests.probes.KillDuringSave", "--trainer.callbacks.step=10"],

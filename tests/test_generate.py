@@ -15,7 +15,7 @@ from lightning_app.cli import main
 from lightning_app.generate import GenerateOptions
 from lightning_app.sampling import SamplingOptions
 
-from .conftest import REPO, SAMPLE_TEXT
+from .conftest import REPO, SAMPLE_TEXT, subprocess_env
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_a_missing_device_is_named_before_the_checkpoint_is_read(capsys):
 
 
 def test_ctrl_c_keeps_the_text_printed_so_far_and_exits_130(char_ckpt: Path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = subprocess_env()
     command = [sys.executable, "-m", "lightning_app", "generate", f"--ckpt_path={char_ckpt}", "--prompt=It was"]
     command.append("--length=10000000")  # far more than it can write before the signal
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

@@ -1,6 +1,5 @@
 """Resume: a stopped or killed run continues in its own folders and ends where an uninterrupted run does."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,9 +10,8 @@ import torch
 
 from lightning_app.cli import main
 
-from .conftest import SAMPLE_TEXT
+from .conftest import SAMPLE_TEXT, subprocess_env
 
-REPO = Path(__file__).resolve().parents[1]
 # Two short epochs (8 steps each) with a validation and a checkpoint every 4 steps.
 ARGS = [
     "--data.context_len=32", "--data.stride=16", "--data.batch_size=8", "--model.dim=32", "--model.depth=1",
@@ -25,7 +23,7 @@ ARGS = [
 
 def ctt(folder: Path, text_dir: Path, *args: str) -> subprocess.CompletedProcess:
     folder.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     command = [sys.executable, "-m", "lightning_app", "fit", f"--data.data_dir={text_dir}", *ARGS, *args]
     return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
 

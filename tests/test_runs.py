@@ -11,7 +11,8 @@ from jsonargparse import Namespace
 from lightning_app.errors import UsageError
 from lightning_app.runs import LAST, RunFolders, probe_writable
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import subprocess_env
+
 CSV = Namespace(class_path="lightning.pytorch.loggers.CSVLogger", init_args=Namespace(save_dir=".", name="lightning_logs", version=None))
 
 
@@ -83,7 +84,7 @@ def test_runs_started_together_never_share_a_folder(text_dir: Path, tmp_path: Pa
         "--data.batch_size=8", "--trainer.max_steps=3", "--trainer.limit_val_batches=1", "--sample.length=0",
         "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1",
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = subprocess_env()
     runs = [subprocess.Popen([sys.executable, "-m", "lightning_app", "fit", *tiny, f"--model.lr={lr}"], env=env, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lr in (1e-3, 2e-3)]  # fmt: skip
     for run in runs:

@@ -23,11 +23,14 @@ def test_masked_copies_the_config_with_passwords_hidden():
 
 
 def test_the_saved_config_has_no_password(tmp_path):
+    from types import SimpleNamespace
+
     parser = LightningArgumentParser()
     parser.add_argument("--data.gutenberg_mirror", type=str)
     real = Namespace(data=Namespace(gutenberg_mirror="https://reader:s3cret@mirror.example.org"))
     callback = SaveConfigWithoutSecrets(parser, real, overwrite=True)
-    callback.parser.save(callback.config, tmp_path / "config.yaml")  # what SaveConfigCallback.setup writes
+    trainer = SimpleNamespace(log_dir=str(tmp_path), is_global_zero=True, strategy=SimpleNamespace(broadcast=lambda value: value))
+    callback.setup(trainer, None, "fit")  # what Lightning calls when fit begins
     text = (tmp_path / "config.yaml").read_text()
     assert "s3cret" not in text
     assert yaml.safe_load(text)["data"]["gutenberg_mirror"] == "https://reader:***@mirror.example.org"
