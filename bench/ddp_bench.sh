@@ -6,7 +6,7 @@
 set -u
 DATA=$1
 OUT=${OUT:-/tmp}
-COMMON="--config configs/gpu.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 128 --data.stride 128
+COMMON="--config bench/speed.yaml --data.data_dir $DATA --data.vocab byte --data.context_len 1024 --data.batch_size 128 --data.stride 128
   --model.dim 768 --model.depth 12 --model.heads 12 --trainer.max_steps 150 --trainer.limit_val_batches 5
   --throughput.window 50 --sample.length 0 --trainer.enable_model_summary false --trainer.callbacks+=tests.probes.RankReport"
 tps() { awk -F, 'NR==1 {for (i = 1; i <= NF; i++) if ($i == "tokens_per_sec") c = i} NR > 1 && $c != "" {v = $c} END {print v}' "$1"; }
@@ -22,7 +22,7 @@ for n in ${DEVICES-1 2}; do  # DEVICES= (empty) skips to the FSDP run
 done
 [ "${FSDP-1}" = 0 ] && exit 0  # FSDP=0 skips the FSDP smoke run
 rm -rf "$OUT/fsdp" && mkdir -p "$OUT/fsdp"
-python3 -m lightning_app fit --config configs/gpu.yaml --data.data_dir "$DATA" --data.context_len 1024 --data.batch_size 8 \
+python3 -m lightning_app fit --config bench/speed.yaml --data.data_dir "$DATA" --data.context_len 1024 --data.batch_size 8 \
   --model.dim 2048 --model.depth 16 --model.heads 16 --model.compile false --trainer.devices 2 --trainer.strategy fsdp \
   --trainer.max_steps 20 --trainer.limit_val_batches 5 --sample.length 50 --trainer.enable_model_summary false \
   --trainer.logger.init_args.save_dir "$OUT/fsdp" --checkpoint.dirpath "$OUT/fsdp/ckpt" > "$OUT/fsdp.log" 2>&1

@@ -31,7 +31,7 @@ CONFIGS = {
     "seed default, compile": SEED | dict(flags=["--model.cuda_graph=false"], plain_mode="default", plain=[NANOGPT]),
     "seed default, compile reduce-overhead": SEED
     | dict(flags=["--model.cuda_graph=false", "--model.compile_mode=reduce-overhead"], plain_mode="reduce-overhead", plain=[NANOGPT]),
-    "seed default, compile + recorded step (gpu.yaml)": SEED
+    "seed default, compile + recorded step (bench/speed.yaml)": SEED
     | dict(flags=[], plain_mode="default", plain=["blocks compiled, recorded"]),
     "seed default, recorded step, no compile": SEED | dict(flags=["--model.compile=false"], plain_mode=None, plain=["recorded"]),
     "GPT-2 small, batch 32, compile": GPT2 | dict(batch=32, plain=[]),
@@ -100,7 +100,7 @@ def lightning_fit(cfg: dict, data_dir: str) -> tuple[float, float]:
     torch.cuda.reset_peak_memory_stats()
     with tempfile.TemporaryDirectory() as logs:
         main([
-            "fit", "--config=configs/gpu.yaml", f"--data.data_dir={data_dir}", "--data.vocab=byte",
+            "fit", "--config=bench/speed.yaml", f"--data.data_dir={data_dir}", "--data.vocab=byte",
             f"--data.context_len={cfg['context_len']}", f"--data.batch_size={cfg['batch']}", f"--data.cache_dir={logs}/cache",
             f"--model.dim={cfg['dim']}", f"--model.depth={cfg['depth']}", f"--model.heads={cfg['heads']}", *cfg["flags"],
             "--trainer.devices=1", f"--trainer.max_steps={cfg['steps']}", "--trainer.limit_val_batches=0",

@@ -1,7 +1,7 @@
 """Where a training step's host time goes: cProfile over `ctt fit` steps of the seed default model.
 
 python bench/profile_step.py --data DIR [extra ctt fit flags]   (on a GPU machine)
-Prints the functions with the most cumulative time per step (configs/gpu.yaml: compiled blocks and
+Prints the functions with the most cumulative time per step (bench/speed.yaml: compiled blocks and
 the recorded step; add e.g. --model.cuda_graph=false to profile without it).
 """
 
@@ -24,7 +24,7 @@ def run() -> None:
     extra = sys.argv[sys.argv.index("--data") + 2 :]
     with tempfile.TemporaryDirectory() as logs:
         args = [
-            "fit", "--config=configs/gpu.yaml", f"--data.data_dir={data_dir}", f"--data.cache_dir={logs}/cache",
+            "fit", "--config=bench/speed.yaml", f"--data.data_dir={data_dir}", f"--data.cache_dir={logs}/cache",
             "--trainer.devices=1", f"--trainer.max_steps={STEPS}", "--trainer.limit_val_batches=0",
             f"--checkpoint.dirpath={logs}/ckpt", "--trainer.enable_model_summary=false",
             f"--trainer.logger.init_args.save_dir={logs}", "--sample.length=0", *extra,

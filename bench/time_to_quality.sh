@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Time to quality (issue 5, target 3): the shipped `ctt fit --config configs/gutenberg-gpu.yaml`, from a cold
+# Time to quality: the shipped `ctt fit --config configs/gutenberg-gpu.yaml`, from a cold
 # start (books downloaded, fresh token cache, fresh torch.compile cache), timed from process start to exit.
 # The books come from a local HTTP mirror of DATA_DIR (the GPU machine has no internet), laid out as gutenberg.org's.
 # bash bench/time_to_quality.sh DATA_DIR NAME [extra ctt fit flags]   (repository root on PYTHONPATH; runs in $OUT or /tmp)

@@ -116,11 +116,6 @@ class LanguageModel(LightningModule):
         hp = self.hparams
         self.tokenizer = tokenizer
         self.model = TinyDecoderLM(dataclasses.replace(self.config, vocab_size=tokenizer.vocab_size))
-        c = self.model.config
-        rank_zero_info(
-            f"Model: {sum(p.numel() for p in self.model.parameters()):,} parameters ({c.depth} blocks of "
-            f"{c.dim} channels, {c.heads} heads, {c.pos_encoding} positions, vocabulary of {c.vocab_size})."
-        )
         if hp.compile:
             # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share
             # one compiled graph, so compiling takes as long for 24 blocks as for one.
@@ -136,6 +131,11 @@ class LanguageModel(LightningModule):
             if datamodule is None:
                 raise RuntimeError("LanguageModel learns its vocabulary from the datamodule; pass one to the Trainer.")
             self._build(datamodule.tokenizer)
+            c = self.model.config
+            rank_zero_info(
+                f"Model: {sum(p.numel() for p in self.model.parameters()):,} parameters ({c.depth} blocks of "
+                f"{c.dim} channels, {c.heads} heads, {c.pos_encoding} positions, vocabulary of {c.vocab_size})."
+            )
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return self.model(idx)

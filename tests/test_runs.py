@@ -1,5 +1,6 @@
 """Run folders: claimed atomically, numbered alike for checkpoints and logs, locked while a run goes on."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_runs_started_together_never_share_a_folder(text_dir: Path, tmp_path: Pa
     for log in logs:  # each log folder holds one whole run: its own config and all its steps, once each
         config = (log / "config.yaml").read_text()
         lrs.add(next(line.split()[-1] for line in config.splitlines() if line.strip().startswith("lr:")))
-        steps = [line.split(",")[2] for line in (log / "metrics.csv").read_text().splitlines()[1:] if line.split(",")[3]]
+        with open(log / "metrics.csv") as f:
+            steps = [row["step"] for row in csv.DictReader(f) if row["train_bpc"]]
         assert steps == ["0", "1", "2"]
     assert lrs == {"0.001", "0.002"}
