@@ -18,6 +18,7 @@ import torch
 from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
@@ -213,6 +214,22 @@ class TextDataModule(LightningDataModule):
         self.train_set = LMSequenceDataset(tokens[: len(tokens) - n_val], self.context_len, self.stride)
         # Validation windows never overlap, so every validation token is scored at most once.
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
+        rank_zero_info(f"Data: {self._describe()}.")
+
+    def _describe(self) -> str:
+        """The corpus, its size and tokens, and what one epoch holds, in one line."""
+        if self.data_dir is None:
+            source = EMBEDDED_CORPUS_NAME
+        else:
+            files = text_files(self.data_dir)
+            source = f"{self.data_dir} ({len(files)} .txt files, {sum(f.stat().st_size for f in files) / 1e6:.2f} MB)"
+        tokenizer, world = self.corpus.tokenizer, 1 if self.trainer is None else self.trainer.world_size
+        train, val = self.train_set, self.val_set
+        return (
+            f"{source}: {len(self.corpus.tokens):,} tokens ({tokenizer.kind} vocabulary of {tokenizer.vocab_size}); "
+            f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // (self.batch_size * world):,} "
+            f"batches of {self.batch_size} per device per epoch; validation {len(val.tokens):,} tokens in {len(val):,} windows"
+        )
 
     def _loader(
         self,

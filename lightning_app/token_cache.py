@@ -38,7 +38,6 @@ DOCUMENT_SEPARATOR = "\n\n"
 class TokenizedCorpus:
     tokens: np.ndarray  # (N,) memory-mapped ids
     tokenizer: Tokenizer
-    documents: int
     notes: list[str]  # warnings about the input files (not UTF-8, empty), made when the cache was built
 
 
@@ -113,21 +112,20 @@ def build(
             log.warning(note)
 
     tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction, warn)
-    counts = {"tokens": 0, "documents": 0}
+    tokens = 0
 
     def write_ids(f: BinaryIO) -> None:
+        nonlocal tokens
         for piece in _stream(data_dir, warn):
             ids = tokenizer.encode(piece)
             f.write(ids.tobytes())
-            counts["tokens"] += ids.size
-            counts["documents"] += piece is not DOCUMENT_SEPARATOR  # _stream yields that very object between documents
+            tokens += ids.size
 
     write_atomically(bin_path, write_ids)
     meta = {
         "tokenizer": tokenizer.to_dict(),
         "dtype": ids_dtype(tokenizer.vocab_size).str,
-        "tokens": counts["tokens"],
-        "documents": counts["documents"],
+        "tokens": tokens,
         "source": EMBEDDED_CORPUS_NAME if data_dir is None else str(data_dir),
         "notes": list(notes),
     }
@@ -147,7 +145,7 @@ def _load(bin_path: Path, meta_path: Path) -> TokenizedCorpus | None:
         if np.iinfo(dtype).max >= tokenizer.vocab_size and len(tokens) and int(tokens.max()) >= tokenizer.vocab_size:
             log.warning("The token cache %s holds ids outside its vocabulary (it is damaged); rebuilding it.", bin_path)
             return None
-        return TokenizedCorpus(tokens, tokenizer, meta["documents"], list(meta.get("notes", [])))
+        return TokenizedCorpus(tokens, tokenizer, list(meta.get("notes", [])))
     except (FileNotFoundError, NotADirectoryError):  # no cache yet (a file in the way is reported when building)
         return None
     except OSError as err:

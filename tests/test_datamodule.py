@@ -140,3 +140,15 @@ def test_a_file_that_is_not_utf8_is_named_once_per_run_also_from_the_cache(text_
             dm.prepare_data()
             dm.setup("fit")
         assert caplog.text.count("latin1.txt is not valid UTF-8") == 1, run
+
+
+def test_setup_names_the_corpus_its_tokens_and_an_epoch_in_one_line(text_dir: Path, caplog):
+    dm = TextDataModule(data_dir=str(text_dir), vocab="char", context_len=16, batch_size=4)
+    with caplog.at_level("INFO"):
+        dm.prepare_data()
+        dm.setup("fit")
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Data: ")]
+    train, val = dm.train_set, dm.val_set
+    assert f"{text_dir} (2 .txt files, " in line and f": {len(dm.corpus.tokens):,} tokens (char vocabulary of " in line
+    assert f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // 4:,} batches of 4" in line
+    assert line.endswith(f"validation {len(val.tokens):,} tokens in {len(val):,} windows.")
