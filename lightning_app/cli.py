@@ -21,10 +21,10 @@ import yaml
 from jsonargparse import Namespace
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from .callbacks import SampleText
+from .checkpoints import Checkpoints
 from .checkpoint_settings import CheckpointInfo, adopt, differences, read_checkpoint
 from .console import USAGE
 from .datamodule import TextDataModule
@@ -191,7 +191,9 @@ class TrainerCLI(LightningCLI):
             keep_metrics(self.trainer, self.resumed.global_step)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        # After data and model (add_core_arguments_to_parser): the options users change most, Lightning's trainer last.
+        parser.add_lightning_class_args(SampleText, "sample")
+        parser.add_lightning_class_args(Checkpoints, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.dirpath": "checkpoints",
@@ -202,12 +204,18 @@ class TrainerCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
-        parser.add_lightning_class_args(SampleText, "sample")
         parser.add_lightning_class_args(Horizon, "horizon")
         parser.add_lightning_class_args(RunProgress, "progress")
         parser.add_lightning_class_args(Throughput, "throughput")
         parser.add_lightning_class_args(PlotMetrics, "plot")
         parser.link_arguments("data.context_len", "model.context_len")
+        parser.add_lightning_class_args(self.trainer_class, "trainer")
+        parser.set_defaults({f"trainer.{key}": value for key, value in self.trainer_defaults.items() if key != "callbacks"})
+
+    def add_core_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Data and model first in --help; the trainer's options come after ours (add_arguments_to_parser).
+        parser.add_lightning_class_args(self._datamodule_class, "data")
+        parser.add_lightning_class_args(self._model_class, "model")
 
 
 def _quiet_console() -> None:
@@ -248,7 +256,12 @@ def _run(args: list[str]) -> None:
         save_config_callback=SaveConfigWithoutSecrets,  # config.yaml shows URL passwords as ***
         args=args,
         auto_configure_optimizers=False,
-        parser_kwargs={"exit_on_error": False},  # main reports a wrong flag in one line, not after the whole usage
+        parser_kwargs={
+            "exit_on_error": False,  # main reports a wrong flag in one line, not after the whole usage
+            "prog": "ctt",
+            # argparse would list every option in the usage line (a hundred lines); the groups below say it all
+            **{name: {"usage": f"ctt {name} [--config FILE] [--GROUP.KEY VALUE ...]"} for name in ("fit", "validate", "test")},
+        },  # main reports a wrong flag in one line, not after the whole usage
     )
 
 

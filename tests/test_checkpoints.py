@@ -1,0 +1,36 @@
+from pathlib import Path
+
+import torch
+
+from lightning_app.cli import main
+
+TINY = [
+    "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
+    "--trainer.limit_val_batches=2", "--sample.length=0", "--trainer.check_val_every_n_epoch=null",
+]  # fmt: skip
+
+
+def test_last_follows_every_validation_and_model_keeps_the_best(text_dir: Path):
+    # A learning rate too small to change anything: the first validation stays the best one.
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=12", "--trainer.val_check_interval=4", "--model.lr=1e-30"])
+    best = torch.load("checkpoints/model.ckpt", weights_only=True)
+    last = torch.load("checkpoints/last.ckpt", weights_only=True)
+    assert (best["global_step"], last["global_step"]) == (4, 12)
+
+
+def test_the_help_starts_with_data_model_sample_and_checkpoint_options(capsys):
+    try:
+        main(["fit", "--help"])
+    except SystemExit:
+        pass
+    text = capsys.readouterr().out
+    order = [text.index(f"--{group}.") for group in ("data", "model", "sample", "checkpoint", "horizon", "trainer")]
+    assert order == sorted(order)
+    assert text.startswith("usage: ctt fit [--config FILE]") and len(text.splitlines()[0]) < 80
+    assert "after every epoch" not in text  # the checkpoint group's title says what it does
+
+
+def test_the_callback_state_keeps_model_checkpoints_name(text_dir: Path):
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=4"])
+    states = torch.load("checkpoints/last.ckpt", weights_only=True)["callbacks"]
+    assert any(key.startswith("ModelCheckpoint{") for key in states) and not any(key.startswith("Checkpoints") for key in states)
