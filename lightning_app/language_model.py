@@ -319,9 +319,16 @@ class LanguageModel(LightningModule):
         if unknown:
             raise UsageError(f"{path} has model settings this version of ctt does not know ({', '.join(unknown)}); use the version that wrote it.")
         model = cls(**hparams | {"compile": False})  # inference runs eagerly (and generate captures CUDA graphs)
-        model.on_load_checkpoint(checkpoint)
+        model._restore_tokenizer(checkpoint)
         model.load_state_dict(checkpoint["state_dict"])
         return model.to(map_location).eval()
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: str | torch.device | None = None, **kwargs: Any) -> LanguageModel:  # type: ignore[override]
+        """Lightning's name for ``from_checkpoint`` (one loader): the model on ``map_location``, the CPU by default."""
+        if kwargs:
+            raise UsageError(f"LanguageModel.load_from_checkpoint takes the settings stored in the checkpoint; drop {', '.join(kwargs)}.")
+        return cls.from_checkpoint(checkpoint_path, map_location or "cpu")
 
     def configure_gradient_clipping(
         self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None, gradient_clip_algorithm: str | None = None
@@ -353,6 +360,10 @@ class LanguageModel(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         _check_format(checkpoint)
+        self._restore_tokenizer(checkpoint)
+
+    def _restore_tokenizer(self, checkpoint: dict[str, Any]) -> None:
+        """Build the network for the checkpoint's tokenizer, or check that it matches the one this run made."""
         tokenizer = tokenizer_from_dict(checkpoint["tokenizer"])
         if self.model is None:
             self._build(tokenizer)

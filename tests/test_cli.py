@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from lightning_app.cli import main
+from lightning_app.errors import UsageError
 from lightning_app.language_model import LanguageModel
 
 TINY = [
@@ -68,8 +69,11 @@ def test_scoring_needs_a_checkpoint_and_predict_is_not_offered(subcommand: str, 
 def test_checkpoint_loads_without_arguments(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--sample.length=0")
     model = LanguageModel.load_from_checkpoint("checkpoints/model.ckpt")
-    assert model.tokenizer.kind == "byte" and model.model.context_len == 32
+    assert model.tokenizer.kind == "byte" and model.model.context_len == 32 and not model.training
+    assert model.device.type == "cpu"  # wherever it was trained, as from_checkpoint (the one loader) does
     assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 256)
+    with pytest.raises(UsageError, match="drop strict"):
+        LanguageModel.load_from_checkpoint("checkpoints/model.ckpt", strict=False)
 
 
 def test_print_config_round_trip(text_dir: Path, capsys):
