@@ -29,6 +29,7 @@ from .optim import MuonAdamW
 from .schedule import LearningRateSchedule
 from .step_graph import StepGraph, capturable
 from .tokenizer import Tokenizer, tokenizer_from_dict
+from .training_guards import StopOnNonFiniteLoss, ValidateAtLastStep
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
@@ -148,10 +149,7 @@ class LanguageModel(LightningModule):
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         nll = self._nll(x, y)
         loss = nll.mean()
-        # A non-finite loss is noted on the device every step (no wait for the GPU) and acted on where
-        # the host reads values anyway: on logging steps and before each validation, so no checkpoint
-        # is written from NaN weights.
-        self.nonfinite |= ~torch.isfinite(loss.detach())
+        self.nonfinite |= ~torch.isfinite(loss.detach())  # read by training_guards.StopOnNonFiniteLoss
         return nll, loss
 
     def _whole_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,21 +171,10 @@ class LanguageModel(LightningModule):
         # logger only writes on Lightning's logging steps (every log_every_n_steps; never when it is 0): log those only.
         every, step = self.trainer.log_every_n_steps, self.global_step + 1
         if every > 0 and (step % every == 0 or step == self.trainer.max_steps):
-            self._stop_if_nonfinite()  # the host waits for the GPU here anyway
             values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
             self.log_dict(on_host(values), prog_bar=True)
         return loss
-
-    def _stop_if_nonfinite(self) -> None:
-        if self.trainer.strategy.reduce_boolean_decision(bool(self.nonfinite), all=False):  # any rank
-            raise FloatingPointError(
-                f"The training loss became NaN or infinite by step {self.global_step}; lower model.lr "
-                f"(now {self.hparams.lr:g}) or raise model.warmup_steps, then run again."
-            )
-
-    def on_validation_start(self) -> None:
-        self._stop_if_nonfinite()
 
     def on_train_start(self) -> None:
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
@@ -250,12 +237,6 @@ class LanguageModel(LightningModule):
         else:
             optimizer_closure()
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Lightning validates at epoch ends and every val_check_interval, but not when max_steps ends a run
-        # mid-epoch; asking it to stop at the last step makes it validate (and checkpoint) once more.
-        if 0 < self.trainer.max_steps <= self.trainer.global_step:
-            self.trainer.should_stop = True
-
     @torch.compiler.set_stance("force_eager")
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         # Eager even when the model is compiled: compiling a second (no-grad) graph, and again for a
@@ -293,7 +274,8 @@ class LanguageModel(LightningModule):
 
     def configure_callbacks(self) -> list[Callback]:
         # The learning rate is logged (as lr/pg1, lr/pg2, ...) by Lightning's monitor, which needs a logger.
-        return [LearningRateMonitor(logging_interval="step")] if self.trainer.loggers else []
+        monitor = [LearningRateMonitor(logging_interval="step")] if self.trainer.loggers else []
+        return [StopOnNonFiniteLoss(), ValidateAtLastStep(), *monitor]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> LanguageModel:

@@ -1,0 +1,44 @@
+"""Two rules of every training run, as callbacks: stop on a non-finite loss, and validate at the last step.
+
+``LanguageModel.configure_callbacks`` adds both, so they hold with a plain ``Trainer`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stops the run with one clear error once the training loss has been NaN or infinite, before any checkpoint of such weights.
+
+    The LanguageModel notes a non-finite loss in a device flag every step (``nonfinite``), without
+    waiting for the GPU; this reads the flag only where the host waits anyway: on Lightning's
+    logging steps and before each validation (so no checkpoint is written from NaN weights).
+    """
+
+    def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.strategy.reduce_boolean_decision(bool(pl_module.nonfinite), all=False):  # any rank
+            raise FloatingPointError(
+                f"The training loss became NaN or infinite by step {trainer.global_step}; lower model.lr "
+                f"(now {pl_module.hparams.lr:g}) or raise model.warmup_steps, then run again."
+            )
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        every = trainer.log_every_n_steps
+        if every > 0 and trainer.global_step % every == 0:
+            self._check(trainer, pl_module)
+
+    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._check(trainer, pl_module)
+
+
+class ValidateAtLastStep(Callback):
+    """Lightning validates at epoch ends and every val_check_interval, but not when max_steps ends a run
+    mid-epoch; asking it to stop at the last step makes it validate (and checkpoint) once more."""
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
