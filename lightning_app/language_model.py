@@ -19,7 +19,8 @@ from jsonargparse.typing import NonNegativeFloat, NonNegativeInt, OpenUnitInterv
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.callbacks import GradientAccumulationScheduler, LearningRateMonitor
 from lightning.pytorch.strategies import FSDPStrategy, SingleDeviceStrategy
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.model_helpers import is_overridden
 
 from .errors import UsageError, path_error
 from .host_values import on_host
@@ -189,9 +190,20 @@ class LanguageModel(LightningModule):
                 rank_zero_info(f"model.cuda_graph is not used: {reason}; training runs as usual.")
             else:
                 self.step_graph = StepGraph(self._whole_step, self.trainer.optimizers[0])
+                self._warn_about_recorded_hooks()
 
     def on_train_end(self) -> None:
         self.step_graph = None  # frees the graph's memory before sampling
+
+    def _warn_about_recorded_hooks(self) -> None:
+        """One line naming the callback hooks that a recorded step takes out of Lightning's hands."""
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
+        names = sorted({f"{type(c).__name__}.{hook}" for c in self.trainer.callbacks for hook in hooks if is_overridden(hook, c, Callback)})
+        if names:
+            rank_zero_warn(
+                f"model.cuda_graph records backward and optimizer step in one graph, so {', '.join(names)} run at the "
+                "wrong moment or not at all; set model.cuda_graph false to run them as usual."
+            )
 
     def _why_not_capturable(self) -> str | None:
         trainer = self.trainer

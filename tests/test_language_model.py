@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import GradientAccumulationScheduler
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 
@@ -95,3 +96,16 @@ def test_a_recorded_step_trains_like_lightnings_loop(text_dir: Path, flags: list
         weights[cuda_graph] = torch.load(f"ckpt{cuda_graph}/last.ckpt", weights_only=True)["state_dict"]
     for name, tensor in weights[False].items():
         torch.testing.assert_close(weights[True][name], tensor, rtol=10 * tolerance, atol=tolerance, msg=name)
+
+
+class GradientProbe(Callback):
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        pass
+
+
+def test_callback_hooks_that_a_recorded_step_bypasses_are_named(text_dir: Path, monkeypatch):
+    monkeypatch.setattr(language_model, "StepGraph", EagerStepGraph)
+    monkeypatch.setattr(LanguageModel, "_why_not_capturable", lambda self: None)
+    with pytest.warns(UserWarning, match=r"GradientProbe.on_before_optimizer_step run at the wrong moment or not at all"):
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.accelerator=cpu", "--model.cuda_graph=true",
+              "--trainer.callbacks+=tests.test_language_model.GradientProbe"])  # fmt: skip
