@@ -50,10 +50,6 @@ class LMSequenceDataset(Dataset):
     def __len__(self) -> int:
         return (len(self.tokens) - self.context_len - 1) // self.stride + 1
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.windows(torch.tensor([index]))
-        return x[0], y[0]
-
     def windows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets (B, T) of the windows ``indices`` (B,), cut on the device that holds ``indices``."""
         if indices.device.type == "cpu":
@@ -140,28 +136,29 @@ class TextDataModule(LightningDataModule):
         # hparams are the parsed arguments themselves, so both the live and the initial (logged) copy are fixed.
         for saved in (self.hparams, self._hparams_initial):
             saved["gutenberg_mirror"] = mask_credentials(gutenberg_mirror)
+        # From Python the constrained types are not checked; the command line refuses these values when parsing.
         for name, value in (("context_len", context_len), ("batch_size", batch_size), ("stride", 1 if stride is None else stride)):
             if value <= 0:
                 raise UsageError(f"data.{name} must be a positive integer, got {value}.")
         if not 0.0 < val_fraction < 1.0:
             raise UsageError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
-        self.context_len, self.batch_size, self.num_workers = context_len, batch_size, num_workers
-        self.gather_on_device = gather_on_device
-        self.stride = stride or context_len
-        self.vocab, self.val_fraction, self.cache_dir = vocab, val_fraction, Path(cache_dir)
-        self.bpe_vocab_size = bpe_vocab_size
-        self.download_gutenberg, self.gutenberg_ids, self.gutenberg_mirror = download_gutenberg, list(gutenberg_ids), gutenberg_mirror
-        self.data_dir = self._resolve_data_dir(data_dir)
+        self.data_dir: Path | None = None  # resolved in prepare_data and setup, where the data work happens
         self.corpus: TokenizedCorpus | None = None
         self.train_set: LMSequenceDataset | None = None  # and val_set: made in setup
 
-    def _resolve_data_dir(self, data_dir: str | None) -> Path | None:
+    @property
+    def stride(self) -> int:
+        """The step between training windows (data.stride; null means context_len)."""
+        return self.hparams.stride or self.hparams.context_len
+
+    def _resolve_data_dir(self) -> Path | None:
         """The folder to read, or None for the embedded corpus (only when the user named no folder)."""
+        data_dir = self.hparams.data_dir
         if data_dir is not None:
             path = Path(data_dir)
             if path.is_file():
                 raise UsageError(f"data.data_dir {path} is a file; point it at the folder of .txt files that holds it.")
-            if not self.download_gutenberg:
+            if not self.hparams.download_gutenberg:
                 if not path.is_dir():
                     raise UsageError(f"data.data_dir {path} does not exist; point it at a folder of .txt files.")
                 try:
@@ -171,7 +168,7 @@ class TextDataModule(LightningDataModule):
                 if not text_files(path):
                     raise UsageError(f"data.data_dir {path} holds no .txt files; add some or point it elsewhere.")
             return path
-        if self.download_gutenberg or (DEFAULT_DATA_DIR.is_dir() and text_files(DEFAULT_DATA_DIR)):
+        if self.hparams.download_gutenberg or (DEFAULT_DATA_DIR.is_dir() and text_files(DEFAULT_DATA_DIR)):
             return DEFAULT_DATA_DIR
         return None
 
@@ -182,7 +179,8 @@ class TextDataModule(LightningDataModule):
         return self.corpus.tokenizer
 
     def prepare_data(self) -> None:
-        if self.download_gutenberg:
+        self.data_dir = self._resolve_data_dir()
+        if self.hparams.download_gutenberg:
             hp = self.hparams
             download_books(
                 hp.gutenberg_ids,
@@ -196,24 +194,27 @@ class TextDataModule(LightningDataModule):
         self.corpus = self._load()  # kept for setup in this process, so the cache is read (and reported on) once
 
     def _load(self) -> TokenizedCorpus:
-        return load_or_build(self.data_dir, self.vocab, self.cache_dir, self.bpe_vocab_size, self.val_fraction)
+        hp = self.hparams
+        return load_or_build(self.data_dir, hp.vocab, Path(hp.cache_dir), hp.bpe_vocab_size, hp.val_fraction)
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:
             return
         if self.corpus is None:  # the processes that did not prepare the data
+            self.data_dir = self._resolve_data_dir()
             self.corpus = self._load()
         tokens = self.corpus.tokens
-        n_val = int(len(tokens) * self.val_fraction)
-        needed = self.context_len + 1
+        context_len = self.hparams.context_len
+        n_val = int(len(tokens) * self.hparams.val_fraction)
+        needed = context_len + 1
         if min(n_val, len(tokens) - n_val) < needed:
             raise UsageError(
                 f"The corpus has {len(tokens)} tokens, so a validation split of {n_val} and a training split of "
                 f"{len(tokens) - n_val}; each needs at least context_len + 1 = {needed}: add text or lower data.context_len."
             )
-        self.train_set = LMSequenceDataset(tokens[: len(tokens) - n_val], self.context_len, self.stride)
+        self.train_set = LMSequenceDataset(tokens[: len(tokens) - n_val], context_len, self.stride)
         # Validation windows never overlap, so every validation token is scored at most once.
-        self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], self.context_len, self.context_len)
+        self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], context_len, context_len)
         rank_zero_info(f"Data: {self._describe()}.")
 
     def _describe(self) -> str:
@@ -224,11 +225,11 @@ class TextDataModule(LightningDataModule):
             files = text_files(self.data_dir)
             source = f"{self.data_dir} ({len(files)} .txt files, {sum(f.stat().st_size for f in files) / 1e6:.2f} MB)"
         tokenizer, world = self.corpus.tokenizer, 1 if self.trainer is None else self.trainer.world_size
-        train, val = self.train_set, self.val_set
+        train, val, batch = self.train_set, self.val_set, self.hparams.batch_size
         return (
             f"{source}: {len(self.corpus.tokens):,} tokens ({tokenizer.kind} vocabulary of {tokenizer.vocab_size}); "
-            f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // (self.batch_size * world):,} "
-            f"batches of {self.batch_size} per device per epoch; validation {len(val.tokens):,} tokens in {len(val):,} windows"
+            f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // (batch * world):,} "
+            f"batches of {batch} per device per epoch; validation {len(val.tokens):,} tokens in {len(val):,} windows"
         )
 
     def _loader(
@@ -241,23 +242,23 @@ class TextDataModule(LightningDataModule):
         """Batches of window indices (B,); the windows themselves are cut in the batch-transfer hooks."""
         return loader(
             range(len(dataset)),
-            batch_size=self.batch_size,
+            batch_size=self.hparams.batch_size,
             sampler=sampler,
             drop_last=drop_last,
-            num_workers=self.num_workers,
+            num_workers=self.hparams.num_workers,
             # Pinned batches copy to the GPU without waiting for it, even the small index batches.
             pin_memory=torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=self.hparams.num_workers > 0,
         )
 
     def _windows(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (self.train_set if self.trainer.training else self.val_set).windows(indices)
 
     def on_before_batch_transfer(self, batch: torch.Tensor, dataloader_idx: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        return batch if self.gather_on_device else self._windows(batch)
+        return batch if self.hparams.gather_on_device else self._windows(batch)
 
     def on_after_batch_transfer(self, batch: torch.Tensor | tuple, dataloader_idx: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._windows(batch) if self.gather_on_device else batch
+        return self._windows(batch) if self.hparams.gather_on_device else batch
 
     def _rank_and_world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -269,10 +270,10 @@ class TextDataModule(LightningDataModule):
         rank, world = self._rank_and_world()
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
-        if len(sampler) < self.batch_size:
+        if len(sampler) < self.hparams.batch_size:
             raise UsageError(
                 f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than "
-                f"one batch of data.batch_size {self.batch_size}: lower data.batch_size or data.stride, or add text."
+                f"one batch of data.batch_size {self.hparams.batch_size}: lower data.batch_size or data.stride, or add text."
             )
         # Every training batch is full: one shape for the compiled network and the recorded step.
         return self._loader(self.train_set, sampler, ResumableDataLoader, drop_last=True)

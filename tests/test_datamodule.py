@@ -18,10 +18,9 @@ def test_window_count(n, context, stride, expected):
 
 def test_windows_shift_targets_by_one_and_follow_stride():
     data = LMSequenceDataset(np.arange(20, dtype=np.uint16), context_len=4, stride=3)
-    x, y = data[2]
-    assert x.tolist() == [6, 7, 8, 9] and y.tolist() == [7, 8, 9, 10] and x.dtype == torch.int64
-    xb, yb = data.windows(torch.tensor([0, 2]))
-    assert xb.shape == (2, 4) and torch.equal(xb[1], x) and torch.equal(yb[1], y)
+    x, y = data.windows(torch.tensor([0, 2]))
+    assert x.shape == (2, 4) and x.dtype == torch.int64
+    assert x[1].tolist() == [6, 7, 8, 9] and y[1].tolist() == [7, 8, 9, 10] and x[0].tolist() == [0, 1, 2, 3]
 
 
 def test_too_few_tokens_for_a_window():
@@ -50,22 +49,29 @@ def test_char_vocab_and_batches(text_dir: Path, on_device: bool):
     assert indices.shape == (4,)
     x, y = dm.on_after_batch_transfer(dm.on_before_batch_transfer(indices, 0), 0)
     assert x.shape == (4, 16) and y.shape == (4, 16)
-    assert torch.equal(x[0], dm.train_set[int(indices[0])][0])
+    start = int(indices[0]) * 8  # window i starts at token i * stride
+    assert torch.equal(x[0], torch.from_numpy(dm.train_set.tokens[start : start + 16].astype("int64")))
     assert int(x.max()) < dm.tokenizer.vocab_size < 100
 
 
 def test_default_is_the_embedded_corpus_when_data_is_absent(caplog):
     dm = TextDataModule()
-    assert dm.data_dir is None
     with caplog.at_level("INFO"):
         dm.prepare_data()
-    assert "embedded default corpus" in caplog.text
+    assert dm.data_dir is None and "embedded default corpus" in caplog.text
 
 
 def test_default_uses_dot_data_when_it_holds_text():
     Path("data").mkdir()
     (Path("data") / "x.txt").write_text("hello")
-    assert TextDataModule().data_dir == Path("data")
+    dm = TextDataModule()
+    dm.prepare_data()
+    assert dm.data_dir == Path("data")
+
+
+def test_construction_touches_no_files(tmp_path: Path):
+    dm = TextDataModule(data_dir=str(tmp_path / "not-yet"))  # may be made later, e.g. by a download step
+    assert dm.data_dir is None and dm.stride == dm.hparams.context_len and dm.hparams.stride is None
 
 
 @pytest.mark.parametrize(
@@ -75,8 +81,9 @@ def test_default_uses_dot_data_when_it_holds_text():
 def test_named_folder_that_is_missing_empty_or_a_file_is_an_error(tmp_path: Path, make, message: str):
     folder = tmp_path / "nope"
     make(folder)
+    dm = TextDataModule(data_dir=str(folder))
     with pytest.raises(UsageError, match=f"data.data_dir {folder} {message}"):
-        TextDataModule(data_dir=str(folder))
+        dm.prepare_data()
 
 
 @pytest.mark.parametrize(("key", "value"), [("context_len", 0), ("batch_size", -1), ("val_fraction", 1.0), ("stride", -2)])
