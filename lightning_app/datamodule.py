@@ -63,6 +63,24 @@ class LMSequenceDataset(Dataset):
         return windows[:, :-1], windows[:, 1:]
 
 
+class ShardInOrder(DistributedSampler):
+    """Window indices rank, rank + world, ... below ``windows``: each window on one rank only, none repeated.
+
+    A DistributedSampler, so that a Trainer that shards samplers itself (``use_distributed_sampler``,
+    its default) leaves this one as it is instead of padding the split with repeats.
+    """
+
+    def __init__(self, dataset: Dataset, world: int, rank: int, windows: int) -> None:
+        super().__init__(dataset, num_replicas=world, rank=rank, shuffle=False)
+        self.shard = range(rank, windows, world)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.shard)
+
+    def __len__(self) -> int:
+        return len(self.shard)
+
+
 class ResumableDataLoader(DataLoader):
     """A DataLoader that remembers how many batches of the epoch it served, so a resumed run skips them.
 
@@ -287,7 +305,7 @@ class TextDataModule(LightningDataModule):
             # FSDP ranks gather weights in every forward, so all must run as many batches:
             # the last (at most world - 1) windows are left out.
             windows -= windows % world
-        return self._loader(self.val_set, range(rank, windows, world))
+        return self._loader(self.val_set, ShardInOrder(self.val_set, world, rank, windows))
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

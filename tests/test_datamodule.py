@@ -159,3 +159,16 @@ def test_setup_names_the_corpus_its_tokens_and_an_epoch_in_one_line(text_dir: Pa
     assert f"{text_dir} (2 .txt files, " in line and f": {len(dm.corpus.tokens):,} tokens (char vocabulary of " in line
     assert f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // 4:,} batches of 4" in line
     assert line.endswith(f"validation {len(val.tokens):,} tokens in {len(val):,} windows.")
+
+
+def test_a_plain_ddp_trainer_keeps_the_datamodules_own_shards(text_dir: Path):
+    from lightning.pytorch import Trainer
+
+    trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False)  # built, not launched
+    assert trainer._accelerator_connector.use_distributed_sampler  # Lightning's default: it would shard plain samplers
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, batch_size=4)
+    dm.trainer = trainer
+    dm.prepare_data()
+    dm.setup("fit")
+    for loader in (dm.train_dataloader(), dm.val_dataloader()):
+        assert not trainer._data_connector._requires_distributed_sampler(loader)
