@@ -23,7 +23,7 @@ from jsonargparse import Namespace
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from .callbacks import SampleText
+from .after_training_sample import SampleText
 from .checkpoints import Checkpoints
 from .checkpoint_settings import CheckpointInfo, adopt, differences, read_checkpoint
 from .console import USAGE

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lightning_app.callbacks import SampleText
+from lightning_app.after_training_sample import SampleText
 from lightning_app.cli import main
 from lightning_app.model import ModelConfig, TinyDecoderLM
 from lightning_app.tokenizer import ByteTokenizer
@@ -50,11 +50,11 @@ def test_the_sample_after_training_is_printable(capsys):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_sample_runs_on_the_training_device(text_dir, monkeypatch):
-    from lightning_app import callbacks
+    from lightning_app import after_training_sample
 
     devices = []
-    real = callbacks.sample_text
-    monkeypatch.setattr(callbacks, "sample_text", lambda model, *a, **k: devices.append(next(model.parameters()).device.type) or real(model, *a, **k))
+    real = after_training_sample.sample_text
+    monkeypatch.setattr(after_training_sample, "sample_text", lambda model, *a, **k: devices.append(next(model.parameters()).device.type) or real(model, *a, **k))
     main(["fit", "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
           "--trainer.max_steps=4", "--trainer.limit_val_batches=1", "--trainer.accelerator=gpu", "--trainer.devices=1",
           f"--data.data_dir={text_dir}", "--sample.length=8"])  # fmt: skip

@@ -1,4 +1,4 @@
-"""The after-fit sample: text generated from the trained model, to see what it learned."""
+"""The sample after training: text generated from the trained model, to see what it learned."""
 
 from __future__ import annotations
 
