@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from lightning_app.cli import main
+from lightning_app.language_model import LanguageModel
 from lightning_app.generate import GenerateOptions
 from lightning_app.sampling import SamplingOptions
 
@@ -83,8 +84,14 @@ def test_prompt_from_a_file(char_ckpt: Path, capsys):
 
 
 def test_prompt_longer_than_the_context_keeps_its_tail(char_ckpt: Path, capsys):
-    generate(f"--ckpt_path={char_ckpt}", f"--prompt={'it was ' * 10}", "--length=5", "--temperature=0")
-    assert capsys.readouterr().out.startswith("it was " * 10)
+    context = LanguageModel.from_checkpoint(char_ckpt).model.context_len
+    long_prompt = "it was the best of times, " * 10
+    continuations = []
+    for prompt in (long_prompt, long_prompt[-context:], "the worst " + long_prompt[-context:]):
+        generate(f"--ckpt_path={char_ckpt}", f"--prompt={prompt}", "--length=20", "--temperature=0", "--format=jsonl")
+        continuations.append(json.loads(capsys.readouterr().out)["text"])
+    assert len(long_prompt) > context and len(continuations[0]) == 20
+    assert continuations[0] == continuations[1] == continuations[2]  # only the last context_len characters count
 
 
 def error_line(capsys, *args: str) -> str:

@@ -21,9 +21,15 @@ def test_greedy_cached_equals_uncached_past_the_context(pos_encoding):
 
 
 def test_prompt_longer_than_context_keeps_its_tail():
+    torch.manual_seed(0)
     model = TinyDecoderLM(ModelConfig(vocab_size=40, dim=32, depth=1, heads=4, context_len=8)).eval()
-    out = generate(model, torch.randint(0, 40, (1, 30)), 5, temperature=0)
-    assert out.shape == (1, 35)
+    prompt = torch.randint(0, 40, (1, 30))
+    other_head = torch.cat([torch.randint(0, 40, (1, 22)), prompt[:, -8:]], dim=1)
+    out = generate(model, prompt, 5, temperature=0)
+    assert out.shape == (1, 35) and torch.equal(out[:, :30], prompt)
+    # Only the last context_len tokens count: the tail alone, or behind another head, continues the same way.
+    assert torch.equal(generate(model, prompt[:, -8:], 5, temperature=0)[:, 8:], out[:, 30:])
+    assert torch.equal(generate(model, other_head, 5, temperature=0)[:, 30:], out[:, 30:])
 
 
 def test_seed_gives_the_same_sample():
