@@ -53,9 +53,11 @@ def plot_run(run_dir: str | Path) -> Path:
     fig = Figure(figsize=(8, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for name, label, marker in (("train_bpc", "train BPC", None), ("val_bpc", "validation BPC", "o")):
-        if columns[name][0]:
-            ax.plot(*columns[name], label=label, marker=marker)
+    for name, label in (("train_bpc", "train BPC"), ("val_bpc", "validation BPC")):
+        steps, values = columns[name]
+        if steps:
+            # Lines join the points; markers show each one while there are few (a short run, or validation).
+            ax.plot(steps, values, label=label, marker="o" if len(steps) <= 60 else None, markersize=3)
     ax.set(title=run_dir.resolve().name, xlabel="step", ylabel="bits per character")
     ax.grid(alpha=0.3)
     handles = list(ax.get_lines())

@@ -114,3 +114,19 @@ def test_plot_metrics_draws_after_a_real_fit(tmp_path: Path, capsys):
     png = Path(logger.log_dir) / "bpc.png"
     assert_png(png)
     assert f"BPC plot: {png}" in capsys.readouterr().out
+
+
+def test_short_runs_get_markers_long_ones_plain_lines(tmp_path: Path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    drawn = {}
+    real = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda ax, *args, **kw: drawn.setdefault(kw.get("label"), kw.get("marker")) and None or real(ax, *args, **kw))
+    rows = "".join(f"0,,{step},{8 - step / 100},5.0,,\n" for step in range(200)) + "0,,199,,,6.0,4.1\n"
+    (tmp_path / "metrics.csv").write_text("epoch,lr-AdamW,step,train_bpc,train_loss,val_bpc,val_loss\n" + rows)
+    plot_run(tmp_path)
+    assert drawn["train BPC"] is None and drawn["validation BPC"] == "o"  # 200 training points: a line is enough
+    (tmp_path / "metrics.csv").write_text(METRICS_CSV)
+    drawn.clear()
+    plot_run(tmp_path)
+    assert drawn["train BPC"] == "o"  # four points: each one visible
