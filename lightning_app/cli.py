@@ -50,6 +50,13 @@ TRAINER_DEFAULTS = {
 }
 
 
+SUBCOMMANDS = {
+    "fit": "Train a model on a folder of .txt files (or the embedded corpus); every option below, data and model first.",
+    "validate": "Score a checkpoint (--ckpt_path) on the validation split, with the settings it was trained with.",
+    "test": "The same as validate: the project keeps one held-out split.",
+}
+
+
 def _plain_numbers(config: Namespace) -> None:
     """Turn the constrained numbers of jsonargparse (PositiveInt, ...) into int and float: checkpoints hold plain data."""
     for group in ("model", "data"):
@@ -259,7 +266,10 @@ def _run(args: list[str]) -> None:
             "exit_on_error": False,  # main reports a wrong flag in one line, not after the whole usage
             "prog": "ctt",
             # argparse would list every option in the usage line (a hundred lines); the groups below say it all
-            **{name: {"usage": f"ctt {name} [--config FILE] [--GROUP.KEY VALUE ...]"} for name in ("fit", "validate", "test")},
+            **{
+                name: {"usage": f"ctt {name} [--config FILE] [--GROUP.KEY VALUE ...]", "description": description}
+                for name, description in SUBCOMMANDS.items()
+            },
         },  # main reports a wrong flag in one line, not after the whole usage
     )
 
