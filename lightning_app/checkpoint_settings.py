@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse import Namespace
 
-from .errors import UsageError, path_error
-from .language_model import _check_format
+from .errors import UsageError
+from .language_model import load_checkpoint
 
 # Settings that change how a run executes, not what it learns: free to differ, never taken from a checkpoint.
 RUNTIME = {
     "model.compile", "model.compile_mode", "model.cuda_graph", "data.cache_dir", "data.num_workers",
     "data.gather_on_device", "data.download_gutenberg", "data.gutenberg_ids", "data.gutenberg_mirror",
+    "data.gutenberg_retries", "data.gutenberg_deadline",
 }  # fmt: skip
 # Settings the weights are made for: scoring with another value is refused.
 WEIGHTS = {"model.dim", "model.depth", "model.heads", "model.pos_encoding", "model.tie_embeddings", "data.vocab", "data.bpe_vocab_size"}
@@ -35,20 +35,8 @@ class CheckpointInfo:
 
 def read_checkpoint(path: Path) -> CheckpointInfo:
     """The settings and step of a checkpoint written by ``ctt fit``; anything else is a UsageError that says why."""
-    if path.is_dir():
-        example = next(iter(sorted(path.glob("*.ckpt"))), None)
-        raise UsageError(f"--ckpt_path {path} is a folder; pass a .ckpt file{f' (e.g. {example})' if example else ''} or last.")
-    if not path.exists():
-        raise UsageError(f"--ckpt_path {path} does not exist; pass a .ckpt file written by `ctt fit`, or last.")
-    try:  # memory-mapped: only the small entries are read, not the weights
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except OSError as err:
-        raise path_error(err, "--ckpt_path", path, "check the file and its permissions") from err
-    except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be damaged or not from `ctt fit`.") from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise UsageError(f"{path} is not a checkpoint written by `ctt fit` (it holds no model settings or weights).")
-    _check_format(checkpoint, str(path))
+    # Memory-mapped: only the small entries are read, not the weights.
+    checkpoint = load_checkpoint(path, "--ckpt_path", mmap=True)
     groups = {"model": checkpoint["hyper_parameters"], "data": checkpoint.get("datamodule_hyper_parameters", {})}
     settings = {f"{group}.{k}": v for group, values in groups.items() for k, v in values.items() if not k.startswith("_")}
     return CheckpointInfo(path, settings, int(checkpoint.get("global_step", 0)))

@@ -52,15 +52,20 @@ class Horizon(Callback):
             raise ValueError("horizon.patience needs model.schedule wsd, whose decay can start early; set it, or set horizon.patience 0.")
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        users_limit = trainer.max_steps > 0 or trainer.max_epochs not in (None, -1)
+        if users_limit and self.cooldown_at is None:
+            self.max_steps = None  # a limit given now (also when resuming a budgeted run) wins over the budget
+        elif self.max_steps is None and self.passes:
+            self.max_steps = self._budget(trainer, pl_module)
+        if self.max_steps is not None:  # a budget, or an end moved by an early decay (restored on resume)
+            trainer.fit_loop.epoch_loop.max_steps = self.max_steps
         if not self.passes:
             return
-        if self.max_steps is None and trainer.max_steps < 0 and trainer.max_epochs in (None, -1):
-            self.max_steps = self._budget(trainer, pl_module)
-        if self.max_steps is not None:
-            trainer.fit_loop.epoch_loop.max_steps = self.max_steps
-        validates_by_step = trainer.check_val_every_n_epoch is None and not isinstance(trainer.val_check_interval, int)
-        if validates_by_step and trainer.max_steps > 0:
-            trainer.val_check_batch = max(1, trainer.max_steps // self.checks)
+        validates_by_step = trainer.check_val_every_n_epoch is None and getattr(trainer, "_val_check_time_interval", None) is None
+        total = trainer.estimated_stepping_batches
+        if validates_by_step and not isinstance(trainer.val_check_interval, int) and math.isfinite(total):
+            # val_check_batch counts batches, the run optimizer steps.
+            trainer.val_check_batch = max(1, int(total) // self.checks) * trainer.accumulate_grad_batches
         rank_zero_info(f"Run length: {self._plan(trainer, pl_module)}.")
 
     def _tokens(self, trainer: Trainer) -> tuple[int, int]:
@@ -77,20 +82,28 @@ class Horizon(Callback):
 
     def _plan(self, trainer: Trainer, pl_module: LightningModule) -> str:
         corpus, per_step = self._tokens(trainer)
-        steps, hp = trainer.max_steps, pl_module.hparams
+        total, hp = trainer.estimated_stepping_batches, pl_module.hparams
+        if not math.isfinite(total):
+            return "no end of its own (trainer.max_epochs -1 and no trainer.max_steps)"
+        steps = int(total)
         if self.max_steps is None:
-            length = f"{steps:,} steps, as trainer.max_steps says" if steps > 0 else "as long as trainer.max_epochs says"
+            length = f"{steps:,} steps, as the trainer's max_steps or max_epochs say"
         else:
+            floor = f", raised to horizon.min_steps {self.min_steps:,}" if steps == self.min_steps else ""
             length = (
                 f"{steps:,} steps ({steps * per_step / corpus:.1f} passes over {corpus:,} training tokens, {per_step:,} per step; "
-                f"at most {self.passes:g} passes and {self.tokens_per_param:g} tokens per parameter)"
+                f"at most {self.passes:g} passes and {self.tokens_per_param:g} tokens per parameter{floor})"
             )
-        if hp.schedule == "wsd" and steps > 0:
-            schedule = f"peak learning rate until step {steps - round(hp.decay_fraction * steps):,}, then a linear decay"
+        if hp.schedule == "wsd":
+            schedule = f"peak learning rate until step {pl_module.schedule.planned_start(steps):,}, then a linear decay"
         else:
             schedule = f"{hp.schedule} schedule"
+        if trainer.val_check_batch is None:
+            validation = "validation on the trainer's clock"
+        else:
+            validation = f"validation every {trainer.val_check_batch // trainer.accumulate_grad_batches:,} steps"
         early = f"; the decay starts early after {self.patience} validations without a new best val_bpc" if self.patience else ""
-        return f"{length}; {schedule}; validation every {trainer.val_check_batch:,} steps{early}"
+        return f"{length}; {schedule}; {validation}{early}"
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or "val_bpc" not in trainer.callback_metrics:
@@ -101,21 +114,24 @@ class Horizon(Callback):
             return
         self.stalled += 1
         if self.patience and self.stalled >= self.patience and self.cooldown_at is None:
-            self.cooldown_at = trainer.global_step
-            self.max_steps = pl_module.schedule.decay_now(trainer.global_step)
-            trainer.fit_loop.epoch_loop.max_steps = self.max_steps
+            end = pl_module.schedule.decay_now(trainer.global_step)
+            if end is None:  # the planned decay has begun already: it runs its course
+                return
+            self.cooldown_at, self.max_steps = trainer.global_step, end
+            trainer.fit_loop.epoch_loop.max_steps = end
             rank_zero_info(
                 f"val_bpc has not improved for {self.stalled} validations (best {self.best:.4f} at step {self.best_step:,}): "
                 f"the learning rate decays from now to step {self.max_steps:,}, where the run ends."
             )
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.cooldown_at is not None:
+        ended = self.max_steps is not None and trainer.global_step >= self.max_steps
+        if ended and self.cooldown_at is not None:
             reason = f"validation stopped improving, so the decay started early at step {self.cooldown_at:,}"
-        elif self.max_steps is not None:
+        elif ended:
             reason = "the budgeted run is complete"
         else:
-            reason = "the trainer's limit (max_steps, max_epochs or max_time) was reached"
+            reason = "the trainer or a callback ended it (max_steps, max_epochs, max_time or an early stop)"
         best = f"; best val_bpc {self.best:.4f} at step {self.best_step:,}" if self.best < math.inf else ""
         rank_zero_info(f"Stopped at step {trainer.global_step:,}: {reason}{best}.")
 

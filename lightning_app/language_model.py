@@ -30,7 +30,7 @@ from .optim import MuonAdamW
 from .schedule import LearningRateSchedule
 from .step_graph import StepGraph, capturable
 from .tokenizer import Tokenizer, tokenizer_from_dict
-from .training_guards import StopOnNonFiniteLoss, ValidateAtLastStep
+from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
@@ -43,6 +43,26 @@ def _check_format(checkpoint: dict[str, Any], source: str = "This checkpoint") -
         raise UsageError(f"{source} has checkpoint format {found!r}, and this version reads {CHECKPOINT_FORMAT}; train a new one.")
     if "tokenizer" not in checkpoint:
         raise UsageError(f"{source} holds no tokenizer, so its token ids cannot be read back; it is damaged: use another.")
+
+
+def load_checkpoint(path: Path, label: str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """A checkpoint written by ``ctt fit``, read with ``weights_only=True`` (tensors and plain data, never code);
+    anything else is a UsageError that names ``path`` as ``label`` (the flag or role it came from) and says why."""
+    if path.is_dir():
+        example = next(iter(sorted(path.glob("*.ckpt"))), None)
+        raise UsageError(f"{label} {path} is a folder; pass a .ckpt file{f' (e.g. {example})' if example else ''}.")
+    if not path.exists():
+        raise UsageError(f"{label} {path} does not exist; pass a .ckpt file written by `ctt fit`.")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
+    except OSError as err:
+        raise path_error(err, label, path, "check the file and its permissions") from err
+    except Exception as err:  # torch raises many types for a damaged or foreign file
+        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be damaged or not from `ctt fit`.") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        raise UsageError(f"{path} is not a checkpoint written by `ctt fit` (it holds no model settings or weights).")
+    _check_format(checkpoint, str(path))
+    return checkpoint
 
 
 class LanguageModel(LightningModule):
@@ -287,7 +307,7 @@ class LanguageModel(LightningModule):
     def configure_callbacks(self) -> list[Callback]:
         # The learning rate is logged (as lr/pg1, lr/pg2, ...) by Lightning's monitor, which needs a logger.
         monitor = [LearningRateMonitor(logging_interval="step")] if self.trainer.loggers else []
-        return [StopOnNonFiniteLoss(), ValidateAtLastStep(), *monitor]
+        return [StopOnNonFiniteLoss(), ValidateAtLastStep(), LogThroughoutTheRun(), *monitor]
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, map_location: str | torch.device = "cpu") -> LanguageModel:
@@ -296,18 +316,7 @@ class LanguageModel(LightningModule):
         Loads with ``weights_only=True``: a checkpoint holds tensors and plain data, never code.
         """
         path = Path(path)
-        if not path.is_file():
-            state = "is a folder" if path.is_dir() else "does not exist"
-            raise UsageError(f"The checkpoint {path} {state}; pass the .ckpt file written by `ctt fit`.")
-        try:
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-        except OSError as err:
-            raise path_error(err, "The checkpoint", path, "check the file and its permissions") from err
-        except Exception as err:  # torch raises many types for a damaged or foreign file
-            raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be truncated or not from ctt.") from err
-        if not isinstance(checkpoint, dict) or "hyper_parameters" not in checkpoint:
-            raise UsageError(f"{path} is not a checkpoint written by `ctt fit`.")
-        _check_format(checkpoint, str(path))
+        checkpoint = load_checkpoint(path, "The checkpoint", map_location)
         hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if not k.startswith("_")}
         unknown = sorted(set(hparams) - set(inspect.signature(cls.__init__).parameters))
         if unknown:
@@ -321,7 +330,10 @@ class LanguageModel(LightningModule):
     def load_from_checkpoint(cls, checkpoint_path: str | Path, map_location: str | torch.device | None = None, **kwargs: Any) -> LanguageModel:  # type: ignore[override]
         """Lightning's name for ``from_checkpoint`` (one loader): the model on ``map_location``, the CPU by default."""
         if kwargs:
-            raise UsageError(f"LanguageModel.load_from_checkpoint takes the settings stored in the checkpoint; drop {', '.join(kwargs)}.")
+            raise UsageError(
+                f"LanguageModel.load_from_checkpoint takes a path and a map_location only (the settings come from the "
+                f"checkpoint); drop {', '.join(kwargs)}."
+            )
         return cls.from_checkpoint(checkpoint_path, map_location or "cpu")
 
     def configure_gradient_clipping(

@@ -46,14 +46,13 @@ class RunProgress(Callback):
         self._start = 0.0
         self._start_step = 0
         self._next_line = 0
-        self._best = math.inf
 
     def _shown(self, trainer: Trainer) -> bool:
         return self.enabled and trainer.is_global_zero and not trainer.sanity_checking
 
     @staticmethod
     def _total(trainer: Trainer) -> int | None:
-        total = trainer.max_steps if trainer.max_steps > 0 else trainer.estimated_stepping_batches
+        total = trainer.estimated_stepping_batches  # the first of max_steps and the end of max_epochs
         return int(total) if math.isfinite(total) else None
 
     def _values(self, trainer: Trainer) -> str:
@@ -66,17 +65,12 @@ class RunProgress(Callback):
         return ", ".join(parts)
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        total = self._total(trainer)
-        if total and trainer.log_every_n_steps > 0:
-            # Training values reach the logger every log_every_n_steps (50 by default): a short run would
-            # have none at all, so log at least 20 times over the run.
-            trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, total // 20))
         if not self._shown(trainer):
             return
         self._start, self._start_step = time.perf_counter(), trainer.global_step
         self._next_line = trainer.global_step
         if sys.stdout.isatty():
-            self._bar = tqdm(total=total, initial=trainer.global_step, unit="step", dynamic_ncols=True, file=sys.stdout)
+            self._bar = tqdm(total=self._total(trainer), initial=trainer.global_step, unit="step", dynamic_ncols=True, file=sys.stdout)
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if not self._shown(trainer):
@@ -108,8 +102,11 @@ class RunProgress(Callback):
         if not self._shown(trainer) or trainer.state.fn != "fit" or "val_bpc" not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics["val_bpc"])
-        self._best = min(self._best, value)
-        line = f"validation at step {trainer.global_step:,}: val_bpc {value:.4f} (best {self._best:.4f})"
+        # The checkpoint callback (which Lightning runs last) still holds the best before this validation.
+        checkpoint = trainer.checkpoint_callback
+        previous = getattr(checkpoint, "best_model_score", None)
+        best = value if previous is None else min(value, float(previous))
+        line = f"validation at step {trainer.global_step:,}: val_bpc {value:.4f} (best {best:.4f})"
         if self._bar is not None:
             self._bar.write(line, file=sys.stdout)
         else:

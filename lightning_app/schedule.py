@@ -33,18 +33,21 @@ class LearningRateSchedule:
         if self.shape == "cosine":
             progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
             return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        start = self.decay_start if self.decay_start is not None else self._planned_start()
+        start = self.decay_start if self.decay_start is not None else self.planned_start(self.total)
         if step < start:
             return 1.0
         progress = min(1.0, (step - start) / max(1, self.total - start))
         return self.floor + (1 - self.floor) * (1 - progress)
 
-    def _planned_start(self) -> int:
-        return self.total - round(self.decay_fraction * self.total)
+    def planned_start(self, total: int) -> int:
+        """The step at which a wsd run of ``total`` steps begins its decay."""
+        return total - round(self.decay_fraction * total)
 
-    def decay_now(self, step: int) -> int:
-        """Begin the decay at ``step`` (unless it has begun), lasting ``decay_fraction`` of the shortened run; returns the last step."""
-        if self.decay_start is None and step < self._planned_start():
-            self.decay_start = step
-            self.total = step + max(1, round(step * self.decay_fraction / (1 - self.decay_fraction)))
+    def decay_now(self, step: int) -> int | None:
+        """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run, and return the new last step;
+        None (nothing changes) when the decay has begun already, or is planned to begin by then."""
+        if self.decay_start is not None or (self.total and step >= self.planned_start(self.total)):
+            return None
+        self.decay_start = step
+        self.total = step + max(1, round(step * self.decay_fraction / (1 - self.decay_fraction)))
         return self.total

@@ -1,10 +1,12 @@
-"""Two rules of every training run, as callbacks: stop on a non-finite loss, and validate at the last step.
+"""Three rules of every training run, as callbacks: stop on a non-finite loss, validate at the last step,
+and log training values from the first steps.
 
-``LanguageModel.configure_callbacks`` adds both, so they hold with a plain ``Trainer`` too.
+``LanguageModel.configure_callbacks`` adds them, so they hold with a plain ``Trainer`` too.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -42,3 +44,14 @@ class ValidateAtLastStep(Callback):
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if 0 < trainer.max_steps <= trainer.global_step:
             trainer.should_stop = True
+
+
+class LogThroughoutTheRun(Callback):
+    """Training values reach the logger every trainer.log_every_n_steps (50 by default), so a shorter run would
+    log none: this lowers it to log at least 20 times over the run (0, no logging, stays 0). The NaN check
+    above reads the GPU on the same steps."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        total = trainer.estimated_stepping_batches
+        if math.isfinite(total) and trainer.log_every_n_steps > 0:
+            trainer.log_every_n_steps = max(1, min(trainer.log_every_n_steps, int(total) // 20))

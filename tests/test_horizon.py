@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from types import SimpleNamespace
 
 from lightning_app.cli import main
 from lightning_app.horizon import Horizon
@@ -38,7 +39,7 @@ def test_a_limit_of_the_users_own_wins(text_dir: Path, caplog):
     with caplog.at_level(logging.INFO):
         checkpoint = fit(text_dir, "--trainer.max_steps=7", "--horizon.passes=50")
     assert checkpoint["global_step"] == 7
-    assert "7 steps, as trainer.max_steps says" in caplog.text
+    assert "7 steps, as the trainer's max_steps or max_epochs say" in caplog.text
 
 
 def test_stalled_validation_starts_the_decay_and_ends_the_run_early(text_dir: Path, caplog):
@@ -72,3 +73,20 @@ def test_state_round_trips():
     restored = Horizon(passes=2)
     restored.load_state_dict(horizon.state_dict())
     assert restored.state_dict() == horizon.state_dict()
+
+
+def _trainer(max_steps: int, max_epochs: int | None = -1) -> SimpleNamespace:
+    return SimpleNamespace(max_steps=max_steps, max_epochs=max_epochs, fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(max_steps=max_steps)))
+
+
+def test_on_resume_a_limit_given_now_wins_over_the_old_budget_but_an_early_decay_keeps_its_end():
+    budgeted = Horizon()  # passes 0: only what a checkpoint restored applies
+    budgeted.load_state_dict({"best": 2.0, "best_step": 100, "stalled": 0, "cooldown_at": None, "max_steps": 500})
+    trainer = _trainer(2000)
+    budgeted.on_train_start(trainer, None)
+    assert budgeted.max_steps is None and trainer.fit_loop.epoch_loop.max_steps == 2000
+    cooled = Horizon()
+    cooled.load_state_dict({"best": 2.0, "best_step": 100, "stalled": 3, "cooldown_at": 400, "max_steps": 560})
+    trainer = _trainer(-1)
+    cooled.on_train_start(trainer, None)
+    assert trainer.fit_loop.epoch_loop.max_steps == 560  # the shortened run ends where it was going to

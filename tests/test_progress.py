@@ -45,3 +45,11 @@ def test_it_can_be_switched_off(text_dir: Path, capsys):
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="progress.refresh_rate and progress.lines"):
         RunProgress(**kwargs)
+
+
+def test_on_a_terminal_it_is_one_bar_over_the_whole_run(text_dir: Path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=40", "--trainer.val_check_interval=20"])
+    out = capsys.readouterr().out
+    assert re.search(r"40/40 \[.*train_loss [\d.]+, train_bpc [\d.]+", out)  # a bar counting steps of the whole run
+    assert "validation at step 20: val_bpc" in out and not re.search(r"^step \d+/40", out, re.M)

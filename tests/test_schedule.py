@@ -27,12 +27,17 @@ def test_decay_now_moves_the_end_and_keeps_the_decay_share():
     schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.2, total=1000)
     assert schedule.decay_now(400) == 500  # 100 decay steps are 20% of the 500-step run
     assert schedule(399) == 1.0 and schedule(450) == pytest.approx(0.5) and schedule(500) == 0.0
-    assert schedule.decay_now(450) == 500  # once begun, the decay keeps its course
+    assert schedule.decay_now(450) is None and schedule.total == 500  # once begun, the decay keeps its course
 
 
 def test_decay_now_inside_the_planned_decay_changes_nothing():
     schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.3, total=1000)
-    assert schedule.decay_now(800) == 1000 and schedule.decay_start is None
+    assert schedule.decay_now(800) is None and schedule.decay_start is None and schedule.total == 1000
+
+
+def test_decay_now_without_a_planned_end_ends_the_run_after_the_decay():
+    schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.5)  # no end known (total 0)
+    assert schedule.decay_now(300) == 600 and schedule(450) == 0.5
 
 
 def test_the_moved_end_survives_a_scheduler_state_dict():
