@@ -68,9 +68,13 @@ def run_one(job: dict, books: Path, gpu: str, log_file: Path, lock: threading.Lo
             "--trainer.callbacks+=bench.val_times.ValTimes",
         ]  # fmt: skip
         start = time.time()
-        proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+        try:
+            proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+            returncode, output = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as err:  # recorded as a run without an exit status; the sweep goes on
+            returncode = None
+            output = "".join(part.decode() if isinstance(part, bytes) else part or "" for part in (err.stdout, err.stderr))
         exit_s = time.time() - start
-    output = proc.stdout + proc.stderr
     # The progress bar shares standard output, so a record may follow a bar redraw on the same line.
     vals = [(float(t) - start, int(step), float(bpc)) for t, step, bpc in re.findall(r"VALTIME (\S+) (\d+) (\S+)", output)]
     best = min(vals, key=lambda v: v[2]) if vals else (float("nan"), -1, float("nan"))
@@ -78,7 +82,7 @@ def run_one(job: dict, books: Path, gpu: str, log_file: Path, lock: threading.Lo
     notes = [line.strip() for line in output.splitlines() if line.startswith(("Run length:", "Stopped at", "val_bpc has not"))]
     result = {
         **{k: job[k] for k in ("corpus", "recipe", "seed")},
-        "variant": job["variant"], "rc": proc.returncode, "best_bpc": best[2], "best_step": best[1],
+        "variant": job["variant"], "rc": returncode, "best_bpc": best[2], "best_step": best[1],
         "best_s": round(best[0], 1), "exit_s": round(exit_s, 1), "last_step": vals[-1][1] if vals else -1, "phases": phases,
         "curve": [(round(t, 1), s, round(b, 4)) for t, s, b in vals], "notes": notes,
     }  # fmt: skip
@@ -86,11 +90,11 @@ def run_one(job: dict, books: Path, gpu: str, log_file: Path, lock: threading.Lo
         with (log_file.parent / "results.jsonl").open("a") as f:  # written as runs end: a cut-off sweep keeps them
             f.write(json.dumps(result) + "\n")
         with log_file.open("a") as f:
-            f.write(f"\n===== {job['corpus']} {job['variant']} seed {job['seed']} (gpu {gpu}) rc={proc.returncode}\n")
+            f.write(f"\n===== {job['corpus']} {job['variant']} seed {job['seed']} (gpu {gpu}) rc={returncode}\n")
             f.write(" ".join(cmd) + "\n")
-            f.write(output[-20000:] if proc.returncode == 0 else output[-60000:])
+            f.write(output[-20000:] if returncode == 0 else output[-60000:])
         print(f"{result['corpus']:>12} {result['variant']:>16} seed {result['seed']}: best {result['best_bpc']:.4f} "
-              f"at step {result['best_step']} ({result['best_s']} s), exit {result['exit_s']} s, rc {proc.returncode}", flush=True)  # fmt: skip
+              f"at step {result['best_step']} ({result['best_s']} s), exit {result['exit_s']} s, rc {returncode}", flush=True)  # fmt: skip
     return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -27,10 +28,12 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
         raise
 
 
-def remove_leftovers(folder: Path, pattern: str = "*") -> list[Path]:
+def remove_leftovers(folder: Path, pattern: str = "*", older_than: float = 0.0) -> list[Path]:
     """Remove the temporary files that killed writers left in ``folder`` for targets named like ``pattern``
-    (a glob, e.g. ``pg*``); returns the files removed."""
-    leftovers = [path for path in folder.glob(f".{pattern}.*.part") if path.is_file()]
+    (a glob, e.g. ``pg*``) and that nothing has written to for ``older_than`` seconds (a file still being
+    written by another process is younger); returns the files removed."""
+    now = time.time()
+    leftovers = [path for path in folder.glob(f".{pattern}.*.part") if path.is_file() and now - path.stat().st_mtime >= older_than]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers

@@ -81,7 +81,8 @@ def download_books(
     _check_mirror(mirror)
     ids = list(dict.fromkeys(ids))  # an id given twice is fetched once
     paths = [book_path(data_dir, ebook_id) for ebook_id in ids]
-    if data_dir.is_dir() and (leftovers := remove_leftovers(data_dir, "pg*")):
+    # A .part untouched for longer than a download may take is no other run's download in progress.
+    if data_dir.is_dir() and (leftovers := remove_leftovers(data_dir, "pg*", older_than=deadline)):
         log.info("Removed %d unfinished download(s) that an earlier run left in %s", len(leftovers), data_dir)
     missing = [(ebook_id, path) for ebook_id, path in zip(ids, paths) if not path.exists()]
     if not missing:

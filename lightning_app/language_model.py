@@ -213,7 +213,7 @@ class LanguageModel(LightningModule):
                 self._warn_about_recorded_hooks()
 
     def on_train_end(self) -> None:
-        self.step_graph = None  # frees the graph's memory before sampling
+        self.step_graph = None  # frees the graph's memory (after the callbacks: the sample after training has run)
 
     def _warn_about_recorded_hooks(self) -> None:
         """One line naming the callback hooks that a recorded step takes out of Lightning's hands."""

@@ -193,10 +193,13 @@ def test_unfinished_downloads_of_a_killed_run_are_removed(mirror: Mirror, tmp_pa
     leftovers = [tmp_path / ".pg2.txt.1a2b3c4d.part", tmp_path / ".pg3.x7k2m9q1.part"]
     for path in leftovers:
         path.write_bytes(b"half a book")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # untouched for an hour, past any download's deadline
+    in_progress = tmp_path / ".pg4.txt.5e6f7a8b.part"  # another run's download, written to just now
+    in_progress.write_bytes(b"a quarter of a book")
     mine = tmp_path / ".notes.part"
     mine.write_text("not a download")
     fetch(mirror, tmp_path, [1])  # nothing to download: the leftovers still go
-    assert sorted(os.listdir(tmp_path)) == [".notes.part", "pg1.txt"]
+    assert sorted(os.listdir(tmp_path)) == [".notes.part", ".pg4.txt.5e6f7a8b.part", "pg1.txt"]
     assert f"Removed 2 unfinished download(s) that an earlier run left in {tmp_path}" in caplog.messages
     assert mirror.requests == 1
 
