@@ -1,7 +1,8 @@
 """Every command in the README runs as written (at small sizes), so the README cannot rot.
 
-Each command runs in a fresh folder that holds the repository's configs, a ./my_texts folder, and,
-for commands that need one, a finished tiny run (checkpoints/ and lightning_logs/). `ctt fit`
+Each command runs in a fresh folder (in this process, or through the shell when it uses shell syntax)
+that holds the repository's configs, a ./my_texts folder, and, for commands that need one, a finished
+tiny run (checkpoints/ and lightning_logs/). `ctt fit`
 commands get small sizes appended (later flags win); commands that need a GPU are parsed with
 --print_config when there is none. The `make` lines are this suite (make test) and the quickstart
 (make train = ctt fit --config configs/quickstart.yaml, run below); the `pip` lines install this folder
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from lightning_app import console
 
 from .conftest import SAMPLE_TEXT
 
@@ -52,14 +55,26 @@ def test_readme_pip_commands_install_this_folder_with_declared_extras():
     assert extras and all(re.search(rf"^{extra} = \[", pyproject, re.M) for extra in extras)
 
 
-def ctt(folder: Path, command: str) -> subprocess.CompletedProcess:
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+def ctt(folder: Path, command: str, capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
+    """Run a README command: through the shell when it uses shell syntax (a redirection), else in this process
+    (the same entry point as the `ctt` script, without the few seconds of importing torch and Lightning again)."""
+    if re.search(r"[<>|&;$`]", command):
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert Path.cwd() == folder  # conftest runs every test in its own folder
+    capsys.readouterr()
+    try:
+        console.main(shlex.split(command)[1:])
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(command, code, out, err)
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("ctt")])
-def test_readme_command_runs(command: str, tmp_path: Path):
+def test_readme_command_runs(command: str, tmp_path: Path, capsys: pytest.CaptureFixture):
     (tmp_path / "configs").symlink_to(REPO / "configs")
     (tmp_path / "my_texts").mkdir()
     (tmp_path / "my_texts" / "a.txt").write_text(SAMPLE_TEXT * 40)
@@ -74,9 +89,9 @@ def test_readme_command_runs(command: str, tmp_path: Path):
         if "gutenberg" in command:  # the same run on local text instead of a download (tests stay off the network)
             command += " --data.download_gutenberg=false --data.data_dir=my_texts"
     if any(word in command for word in ("generate", "plot", "--ckpt_path")):
-        setup = ctt(tmp_path, f"ctt fit --config configs/quickstart.yaml {TINY}")
+        setup = ctt(tmp_path, f"ctt fit --config configs/quickstart.yaml {TINY}", capsys)
         assert setup.returncode == 0, setup.stderr[-2000:]
-    run = ctt(tmp_path, command)
+    run = ctt(tmp_path, command, capsys)
     assert run.returncode == 0, f"{command}\n{run.stderr[-3000:]}"
     if command.startswith("ctt generate") and ">" not in command:
         assert run.stdout.startswith(shlex.split(command)[shlex.split(command).index("--prompt") + 1])
