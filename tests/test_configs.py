@@ -18,3 +18,20 @@ def test_the_gpu_recipe_leaves_the_run_length_to_the_corpus():
     gpu = yaml.safe_load((CONFIGS / "gpu.yaml").read_text())
     assert gpu["trainer"]["max_epochs"] == -1 and gpu["trainer"]["max_steps"] == -1
     assert gpu["horizon"]["passes"] > 0 and gpu["horizon"]["patience"] > 0 and gpu["model"]["schedule"] == "wsd"
+
+
+def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size_on_the_cpu(text_dir, caplog):
+    import logging
+
+    import torch
+
+    from lightning_app.cli import main
+
+    tiny = ["--trainer.accelerator=cpu", "--trainer.precision=32", "--model.dim=32", "--model.depth=1", "--model.heads=2",
+            "--data.context_len=32", "--data.batch_size=8", "--horizon.passes=1", "--horizon.min_steps=1", "--sample.length=8"]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        main(["fit", "--config", str(CONFIGS / "gpu.yaml"), f"--data.data_dir={text_dir}", *tiny])
+    assert "Run length:" in caplog.text and "Stopped at step" in caplog.text
+    checkpoint = torch.load("checkpoints/last.ckpt", weights_only=True)
+    assert "current_model_state" in checkpoint  # validated and saved with the average of the weights
+    assert any("momentum_buffer" in state for state in checkpoint["optimizer_states"][0]["state"].values())  # Muon
