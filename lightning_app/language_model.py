@@ -31,7 +31,7 @@ from .optim import MuonAdamW
 from .schedule import LearningRateSchedule
 from .step_graph import StepGraph, capturable
 from .tokenizer import Tokenizer, tokenizer_from_dict
-from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep
+from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep, is_logging_step
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 
@@ -192,8 +192,7 @@ class LanguageModel(LightningModule):
             nll, loss = self.step_graph(x, y)  # forward, backward, clipping and AdamW: one graph launch
         # Logging costs about a millisecond of Python per step, more than a small model's GPU work, and the
         # logger only writes on Lightning's logging steps (every log_every_n_steps; never when it is 0): log those only.
-        every, step = self.trainer.log_every_n_steps, self.global_step + 1
-        if every > 0 and (step % every == 0 or step == self.trainer.max_steps):
+        if is_logging_step(self.trainer, self.global_step + 1):  # the step being taken
             values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
             self.log_dict(on_host(values), prog_bar=True)

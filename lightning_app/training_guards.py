@@ -12,6 +12,13 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 
+def is_logging_step(trainer: Trainer, step: int) -> bool:
+    """Whether training values logged at optimizer step ``step`` (counted from 1) reach the logger:
+    every trainer.log_every_n_steps steps (never when it is 0) and at the last step."""
+    every = trainer.log_every_n_steps
+    return every > 0 and (step % every == 0 or step == trainer.max_steps)
+
+
 class StopOnNonFiniteLoss(Callback):
     """Stops the run with one clear error once the training loss has been NaN or infinite, before any checkpoint of such weights.
 
@@ -28,8 +35,7 @@ class StopOnNonFiniteLoss(Callback):
             )
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        every = trainer.log_every_n_steps
-        if every > 0 and trainer.global_step % every == 0:
+        if is_logging_step(trainer, trainer.global_step):  # the step just taken
             self._check(trainer, pl_module)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

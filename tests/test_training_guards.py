@@ -12,7 +12,7 @@ from lightning_app.training_guards import StopOnNonFiniteLoss, ValidateAtLastSte
 
 def _trainer(step: int, log_every: int = 5) -> SimpleNamespace:
     strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all: decision)
-    return SimpleNamespace(global_step=step, log_every_n_steps=log_every, strategy=strategy, sanity_checking=False)
+    return SimpleNamespace(global_step=step, log_every_n_steps=log_every, max_steps=-1, strategy=strategy, sanity_checking=False)
 
 
 def test_a_non_finite_loss_stops_on_the_next_logging_step_and_before_validation():
