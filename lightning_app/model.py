@@ -181,8 +181,6 @@ class TinyDecoderLM(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.context_len, self.pos_encoding = config.context_len, config.pos_encoding
-        self.depth, self.heads, self.head_dim = config.depth, config.heads, config.head_dim
         self.embed = nn.Embedding(config.vocab_size, config.dim)
         # Position tables are rebuilt from the config, so not saved in checkpoints.
         if config.pos_encoding == "sinusoidal":
@@ -222,13 +220,13 @@ class TinyDecoderLM(nn.Module):
         The caller keeps the total within ``context_len`` (see ``sampling.generate``).
         """
         T = idx.size(1)
-        if T > self.context_len:
-            raise ValueError(f"{T} tokens exceed the model's context of {self.context_len}.")
+        if T > self.config.context_len:
+            raise ValueError(f"{T} tokens exceed the model's context of {self.config.context_len}.")
         if cache is not None and T == 1:
             torch.le(cache.slots, cache.pos, out=cache.visible)
         x = self.embed(idx)  # (B, T, C)
         rope = None
-        if self.pos_encoding == "rotary":
+        if self.config.pos_encoding == "rotary":
             rope = self._rows(self.rope_cos, cache, T), self._rows(self.rope_sin, cache, T)  # 2 x (T, D)
         else:
             # Token embeddings (initialised small) are scaled by sqrt(C), as in Vaswani et al., so that the
@@ -259,10 +257,12 @@ class TinyDecoderLM(nn.Module):
         # named_parameters lists once, as embed.weight.
         others = sum(p.numel() for name, p in self.named_parameters() if name not in ("embed.weight", "head.weight"))
         weights = self.head.weight.numel() + others
-        attention = 12 * self.depth * self.context_len * self.heads * self.head_dim  # QK^T and AV, fwd + bwd
+        c = self.config
+        attention = 12 * c.depth * c.context_len * c.heads * c.head_dim  # QK^T and AV, fwd + bwd
         return 6 * weights + attention
 
     def new_cache(self, batch: int = 1) -> KVCache:
         """An empty KV cache for ``batch`` sequences, on this model's device and dtype."""
         like = self.head.weight
-        return KVCache(self.depth, batch, self.heads, self.context_len, self.head_dim, like)
+        c = self.config
+        return KVCache(c.depth, batch, c.heads, c.context_len, c.head_dim, like)

@@ -118,7 +118,8 @@ def generate(
         raise ValueError("The prompt must hold at least one token.")
     was_training = model.training
     model.eval()
-    context, keep = model.context_len, max(1, model.context_len // 2)
+    context = model.config.context_len
+    keep = max(1, context // 2)
     ids = prompt
     start = max(0, ids.size(1) - context)  # a prompt longer than the context keeps its tail
     cache = model.new_cache(ids.size(0)) if use_cache else None

@@ -69,7 +69,7 @@ def test_scoring_needs_a_checkpoint_and_predict_is_not_offered(subcommand: str, 
 def test_checkpoint_loads_without_arguments(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--sample.length=0")
     model = LanguageModel.load_from_checkpoint("checkpoints/model.ckpt")
-    assert model.tokenizer.kind == "byte" and model.model.context_len == 32 and not model.training
+    assert model.tokenizer.kind == "byte" and model.model.config.context_len == 32 and not model.training
     assert model.device.type == "cpu"  # wherever it was trained, as from_checkpoint (the one loader) does
     assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 256)
     with pytest.raises(UsageError, match="drop strict"):

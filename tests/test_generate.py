@@ -84,7 +84,7 @@ def test_prompt_from_a_file(char_ckpt: Path, capsys):
 
 
 def test_prompt_longer_than_the_context_keeps_its_tail(char_ckpt: Path, capsys):
-    context = LanguageModel.from_checkpoint(char_ckpt).model.context_len
+    context = LanguageModel.from_checkpoint(char_ckpt).model.config.context_len
     long_prompt = "it was the best of times, " * 10
     continuations = []
     for prompt in (long_prompt, long_prompt[-context:], "the worst " + long_prompt[-context:]):

@@ -81,7 +81,7 @@ def test_language_model_passes_the_options_through_a_checkpoint(tmp_path):
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "model.ckpt")
     loaded = LanguageModel.from_checkpoint(tmp_path / "model.ckpt")
-    assert loaded.model.pos_encoding == "rotary" and loaded.model.head.weight is loaded.model.embed.weight
+    assert loaded.model.config.pos_encoding == "rotary" and loaded.model.head.weight is loaded.model.embed.weight
     x = torch.randint(0, 256, (1, 16))
     torch.testing.assert_close(loaded(x), module.eval()(x))
 
