@@ -79,11 +79,14 @@ def run_one(job: dict, books: Path, gpu: str, log_file: Path, lock: threading.Lo
     vals = [(float(t) - start, int(step), float(bpc)) for t, step, bpc in re.findall(r"VALTIME (\S+) (\d+) (\S+)", output)]
     best = min(vals, key=lambda v: v[2]) if vals else (float("nan"), -1, float("nan"))
     phases = {name: round(float(t) - start, 1) for t, name in re.findall(r"PHASE (\S+) (\w+)", output)}
+    step_ms = sorted(float(ms) for ms in re.findall(r"STEPS \S+ \d+ (\S+)", output))
+    costs = {what: [float(s), int(n)] for what, s, n in re.findall(r"COST (\w+) (\S+) (\d+)", output)}
     notes = [line.strip() for line in output.splitlines() if line.startswith(("Run length:", "Stopped at", "val_bpc has not"))]
     result = {
         **{k: job[k] for k in ("corpus", "recipe", "seed")},
         "variant": job["variant"], "rc": returncode, "best_bpc": best[2], "best_step": best[1],
         "best_s": round(best[0], 1), "exit_s": round(exit_s, 1), "last_step": vals[-1][1] if vals else -1, "phases": phases,
+        "step_ms": step_ms[len(step_ms) // 2] if step_ms else None, "costs": costs,
         "curve": [(round(t, 1), s, round(b, 4)) for t, s, b in vals], "notes": notes,
     }  # fmt: skip
     with lock:
