@@ -3,10 +3,17 @@
 With a monitored metric, Lightning 2.6 writes ``last.ckpt`` only at a step that also wrote a new
 best model, so after the best a run's "last" checkpoint stands still, and resuming from it
 restarts from the best step rather than the latest one. This subclass writes it at every
-validation as well. (It also gives the ``checkpoint.*`` options a title that says what they do.)
+validation as well. At a validation that has just written a new best model, ``last.ckpt`` is the
+same state: it becomes a hard link to ``model.ckpt`` instead of a second copy (saving the state of
+a small model can take longer than the training between two validations). Lightning replaces a
+checkpoint file by renaming a new one onto it, so a later save of either name never changes the other.
+(It also gives the ``checkpoint.*`` options a title that says what they do.)
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -37,3 +44,30 @@ class Checkpoints(ModelCheckpoint):
         # Lightning's own rule skipped last.ckpt when no new best was written at this step.
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Any]) -> None:
+        best = self.best_model_path
+        if not (self.save_last and best and self._last_checkpoint_saved == best and self._last_global_step_saved == trainer.global_step):
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+            return
+        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        linked = True
+        if trainer.is_global_zero:
+            try:
+                _hard_link(best, filepath)
+            except OSError:  # a file system without hard links (or a remote one): write it
+                linked = False
+        if trainer.strategy.broadcast(linked):
+            self.last_model_path = filepath
+            trainer.strategy.barrier()
+        else:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+
+
+def _hard_link(target: str, link: str) -> None:
+    """Make ``link`` another name of ``target``, replacing what ``link`` was in one step."""
+    tmp = os.path.join(os.path.dirname(link), f".{os.path.basename(link)}.{os.getpid()}.tmp")
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.link(target, tmp)
+    os.replace(tmp, link)

@@ -15,7 +15,7 @@ def test_last_follows_every_validation_and_model_keeps_the_best(text_dir: Path):
     main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=12", "--trainer.val_check_interval=4", "--model.lr=1e-30"])
     best = torch.load("checkpoints/model.ckpt", weights_only=True)
     last = torch.load("checkpoints/last.ckpt", weights_only=True)
-    assert (best["global_step"], last["global_step"]) == (4, 12)
+    assert (best["global_step"], last["global_step"]) == (4, 12)  # last.ckpt was linked to the best at step 4, then saved anew
 
 
 def test_the_help_starts_with_data_model_sample_and_checkpoint_options(capsys):
@@ -34,3 +34,11 @@ def test_the_callback_state_keeps_model_checkpoints_name(text_dir: Path):
     main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=4"])
     states = torch.load("checkpoints/last.ckpt", weights_only=True)["callbacks"]
     assert any(key.startswith("ModelCheckpoint{") for key in states) and not any(key.startswith("Checkpoints") for key in states)
+
+
+
+def test_at_a_new_best_last_is_a_second_name_of_the_best_file(text_dir: Path):
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=8", "--trainer.val_check_interval=4", "--model.lr=3e-3"])
+    run = Path("checkpoints/last.ckpt").resolve().parent
+    assert torch.load(run / "model.ckpt", weights_only=True)["global_step"] == 8  # the last validation was the best
+    assert (run / "last.ckpt").stat().st_ino == (run / "model.ckpt").stat().st_ino
