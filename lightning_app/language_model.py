@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -184,19 +185,19 @@ class LanguageModel(LightningModule):
             self.trainer.optimizers[0].step()
         return nll, loss
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         x, y = batch  # (B, T), (B, T)
-        if self.step_graph is None:
-            nll, loss = self._loss(x, y)
-        else:
-            nll, loss = self.step_graph(x, y)  # forward, backward, clipping and AdamW: one graph launch
+        recorded = self.step_graph is not None
+        # A recorded step is the whole update in one graph launch: forward, backward, clipping and the optimizer.
+        nll, loss = self.step_graph(x, y) if recorded else self._loss(x, y)
         # Logging costs about a millisecond of Python per step, more than a small model's GPU work, and the
         # logger only writes on Lightning's logging steps (every log_every_n_steps; never when it is 0): log those only.
         if is_logging_step(self.trainer, self.global_step + 1):  # the step being taken
             values = {"train_loss": loss, "train_bpc": self.train_bpc(nll, y.flatten())}  # this batch's, this rank's
             self.train_bpc.reset()
             self.log_dict(on_host(values), prog_bar=True)
-        return loss
+        # None tells Lightning's loop that this batch needs no backward of its own (see optimizer_step).
+        return None if recorded else loss
 
     def on_train_start(self) -> None:
         # Known only now: asking Lightning for the step count in configure_optimizers would build the
@@ -212,18 +213,20 @@ class LanguageModel(LightningModule):
             else:
                 self.step_graph = StepGraph(self._whole_step, self.trainer.optimizers[0])
                 self._warn_about_recorded_hooks()
+                # Lightning warns about a training_step that returns None, which the recorded step does on purpose.
+                warnings.filterwarnings("ignore", message="`training_step` returned `None`")
 
     def on_train_end(self) -> None:
         self.step_graph = None  # frees the graph's memory (after the callbacks: the sample after training has run)
 
     def _warn_about_recorded_hooks(self) -> None:
         """One line naming the callback hooks that a recorded step takes out of Lightning's hands."""
-        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step", "on_before_zero_grad")
+        hooks = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
         names = sorted({f"{type(c).__name__}.{hook}" for c in self.trainer.callbacks for hook in hooks if is_overridden(hook, c, Callback)})
         if names:
             rank_zero_warn(
-                f"model.cuda_graph records backward and optimizer step in one graph, so {', '.join(names)} run at the "
-                "wrong moment or not at all; set model.cuda_graph false to run them as usual."
+                f"model.cuda_graph records backward and optimizer step in one graph, so {', '.join(names)} will not "
+                "run; set model.cuda_graph false to run them as usual."
             )
 
     def _why_not_capturable(self) -> str | None:
@@ -241,23 +244,6 @@ class LanguageModel(LightningModule):
             return "it needs an optimizer that updates on the GPU alone (the fused AdamW, or model.optimizer muon)"
         return None
 
-    # With a recorded step, Lightning's optimization loop only calls training_step (which replays the
-    # graph): its gradient zeroing, backward, clipping and optimizer step are in the graph, so
-    # on_before_optimizer_step hooks are not called and on_after_backward ones see updated weights.
-    # The gradients live in the graph's memory: they are never set to None, not even before validation.
-
-    def on_validation_model_zero_grad(self) -> None:
-        if self.step_graph is None:
-            super().on_validation_model_zero_grad()
-
-    def optimizer_zero_grad(self, epoch: int, batch_idx: int, optimizer: torch.optim.Optimizer) -> None:
-        if self.step_graph is None:
-            super().optimizer_zero_grad(epoch, batch_idx, optimizer)
-
-    def backward(self, loss: torch.Tensor, *args: Any, **kwargs: Any) -> None:
-        if self.step_graph is None:
-            super().backward(loss, *args, **kwargs)
-
     def optimizer_step(
         self,
         epoch: int,
@@ -267,8 +253,13 @@ class LanguageModel(LightningModule):
     ) -> None:
         if self.step_graph is None:
             super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        else:
-            optimizer_closure()
+            return
+        # The one place where a recorded step leaves Lightning's loop: the closure runs training_step (which
+        # replays the graph) and, as the step returned None, no backward; the update is already done, so the
+        # optimizer is not stepped again. Lightning still counts the step and steps the learning-rate schedule.
+        # Hooks around backward and the optimizer step do not run (named in a warning when training starts).
+        # Between replays the gradients may be set to None: the graph keeps its own memory for them.
+        optimizer_closure()
 
     @torch.compiler.set_stance("force_eager")
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
