@@ -1,6 +1,7 @@
 """Callbacks that tests (and the multi-GPU benchmark) add to `ctt fit` with --trainer.callbacks+=tests.probes.NAME."""
 
 import hashlib
+import io
 import os
 import signal
 
@@ -37,15 +38,21 @@ class KillDuringSave(Callback):
         self.step = step
 
     def on_train_start(self, trainer, pl_module) -> None:
-        from fsspec.implementations.local import LocalFileOpener
+        from lightning_app import checkpoint_io
 
-        write = LocalFileOpener.write
+        write_atomically = checkpoint_io.write_atomically
 
-        def half_then_die(opener, data):
-            if trainer.global_step >= self.step and len(data) > 1000:
-                write(opener, data[: len(data) // 2])
-                opener.flush()
+        def half_then_die(path, write):
+            if trainer.global_step < self.step:
+                return write_atomically(path, write)
+
+            def half(file):
+                whole = io.BytesIO()
+                write(whole)
+                file.write(whole.getvalue()[: whole.tell() // 2])
+                file.flush()
                 os.kill(os.getpid(), signal.SIGKILL)
-            return write(opener, data)
 
-        LocalFileOpener.write = half_then_die
+            return write_atomically(path, half)
+
+        checkpoint_io.write_atomically = half_then_die

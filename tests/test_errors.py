@@ -132,6 +132,7 @@ def test_kill_during_a_checkpoint_save_keeps_the_previous_one(text_dir: Path, tm
     for name in ("model.ckpt", "last.ckpt"):
         checkpoint = torch.load(tmp_path / "checkpoints" / "version_0" / name, weights_only=True)
         assert checkpoint["global_step"] == 5  # the save at step 10 died half-way; step 5's is whole
+    assert list((tmp_path / "checkpoints" / "version_0").glob(".model.ckpt.*.part"))  # the half-written file, beside it
 
 
 def test_corpus_too_short_says_how_many_tokens(tmp_path: Path, capsys):
