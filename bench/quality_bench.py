@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--gpus", default="0")
     parser.add_argument("--per-gpu", type=int, default=1)
+    parser.add_argument("--only", nargs="+", metavar="RECIPE/CORPUS/SEED",
+                        help="run only these of the runs above, e.g. --only nanogpt/alice/1 ctt/alice/2")  # fmt: skip
     args = parser.parse_args()
 
     jobs = [
@@ -133,6 +135,8 @@ def main() -> None:
         {"corpus": c, "recipe": "ctt", "variant": name, "extra": flags.split(), "seed": s}
         for c in args.corpora for name, flags in (v.split("=", 1) for v in args.variant) for s in args.seeds
     ]  # fmt: skip
+    if args.only:
+        jobs = [j for j in jobs if f"{j['variant']}/{j['corpus']}/{j['seed']}" in args.only]
     # Longest first (the baseline, the largest corpus), so the GPUs finish together.
     jobs.sort(key=lambda j: (j["recipe"] != "nanogpt", j["corpus"] != "ten-books"))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 TRAINER_DEFAULTS = {
     "max_epochs": 2,
     "gradient_clip_val": 1.0,
+    "devices": 1,  # one GPU (or the CPU) as the single-file trainer; --trainer.devices N scales out
     "enable_progress_bar": False,  # progress.* shows the whole run instead of one epoch's batches
     "enable_model_summary": False,  # its FLOPs column is always zero here; the model prints its size in one line
     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},

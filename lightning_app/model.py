@@ -74,9 +74,12 @@ def rotary_tables(head_dim: int, context_len: int) -> tuple[torch.Tensor, torch.
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate x (B, H, T, D) by its tokens' rows cos, sin (T, D), so that q.k depends on relative position only."""
+    # In x's precision: fp32 tables would promote bf16 queries and keys to fp32, doubling the memory
+    # traffic of these elementwise ops (multiplies and concatenations were among the largest items of
+    # the GPU recipe's step in a profile on an H200, bench/profile_step.py).
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
     x1, x2 = x.chunk(2, dim=-1)  # 2 x (B, H, T, D/2)
-    rotated = x * cos + torch.cat([-x2, x1], dim=-1) * sin
-    return rotated.type_as(x)  # the fp32 tables would promote bf16 queries and keys
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
 class KVCache:

@@ -101,6 +101,7 @@ def test_defaults_are_the_seed_trainers(capsys):
     assert (model["dim"], model["depth"], model["heads"], model["dropout"]) == (256, 6, 8, 0.0)
     assert (model["lr"], model["weight_decay"]) == (3e-4, 0.01)
     assert (config["trainer"]["max_epochs"], config["trainer"]["gradient_clip_val"]) == (2, 1.0)
+    assert config["trainer"]["devices"] == 1  # one process, as the single-file trainer, on a machine with several GPUs too
     assert config["checkpoint"]["dirpath"] == "checkpoints" and config["checkpoint"]["monitor"] == "val_bpc"
     assert config["sample"] == {"length": 200, "prompt": "The", "temperature": 1.0, "top_k": 0, "top_p": 1.0}
 
