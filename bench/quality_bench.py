@@ -84,7 +84,7 @@ def run_one(job: dict, books: Path, gpu: str, log_file: Path, lock: threading.Lo
     notes = [line.strip() for line in output.splitlines() if line.startswith(("Run length:", "Stopped at", "val_bpc has not"))]
     result = {
         **{k: job[k] for k in ("corpus", "recipe", "seed")},
-        "variant": job["variant"], "rc": returncode, "best_bpc": best[2], "best_step": best[1],
+        "variant": job["variant"], "started": round(start, 1), "rc": returncode, "best_bpc": best[2], "best_step": best[1],
         "best_s": round(best[0], 1), "exit_s": round(exit_s, 1), "last_step": vals[-1][1] if vals else -1, "phases": phases,
         "step_ms": step_ms[len(step_ms) // 2] if step_ms else None, "costs": costs,
         "curve": [(round(t, 1), s, round(b, 4)) for t, s, b in vals], "notes": notes,
@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--gpus", default="0")
     parser.add_argument("--per-gpu", type=int, default=1)
     parser.add_argument("--only", nargs="+", metavar="RECIPE/CORPUS/SEED",
-                        help="run only these of the runs above, e.g. --only nanogpt/alice/1 ctt/alice/2")  # fmt: skip
+                        help="run only these of the runs above, in this order, e.g. --only ctt/alice/2 nanogpt/alice/1")  # fmt: skip
     args = parser.parse_args()
 
     jobs = [
@@ -136,9 +136,10 @@ def main() -> None:
         for c in args.corpora for name, flags in (v.split("=", 1) for v in args.variant) for s in args.seeds
     ]  # fmt: skip
     if args.only:
-        jobs = [j for j in jobs if f"{j['variant']}/{j['corpus']}/{j['seed']}" in args.only]
-    # Longest first (the baseline, the largest corpus), so the GPUs finish together.
-    jobs.sort(key=lambda j: (j["recipe"] != "nanogpt", j["corpus"] != "ten-books"))
+        named = {f"{j['variant']}/{j['corpus']}/{j['seed']}": j for j in jobs}
+        jobs = [named[name] for name in args.only]
+    else:  # longest first (the baseline, the largest corpus), so the GPUs finish together
+        jobs.sort(key=lambda j: (j["recipe"] != "nanogpt", j["corpus"] != "ten-books"))
     args.out.mkdir(parents=True, exist_ok=True)
     log_file, lock, todo, results = args.out / "logs.txt", threading.Lock(), queue.Queue(), []
     for job in jobs:

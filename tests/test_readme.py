@@ -55,10 +55,17 @@ def test_readme_pip_commands_install_this_folder_with_declared_extras():
     assert extras and all(re.search(rf"^{extra} = \[", pyproject, re.M) for extra in extras)
 
 
+def devices(command: str) -> int:
+    """The number of devices a command asks for (--trainer.devices N; 1 when it names none)."""
+    found = re.search(r"--trainer.devices[ =](\d+)", command)
+    return int(found[1]) if found else 1
+
+
 def ctt(folder: Path, command: str, capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
-    """Run a README command: through the shell when it uses shell syntax (a redirection), else in this process
-    (the same entry point as the `ctt` script, without the few seconds of importing torch and Lightning again)."""
-    if re.search(r"[<>|&;$`]", command):
+    """Run a README command: through the shell when it uses shell syntax (a redirection) or starts a process per
+    device (Lightning's launcher runs the command line again for each further rank: here that would be pytest),
+    else in this process (the `ctt` script's entry point, without the seconds of importing torch and Lightning again)."""
+    if re.search(r"[<>|&;$`]", command) or devices(command) > 1:
         bin_dir = Path(sys.executable).parent
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
@@ -79,9 +86,8 @@ def test_readme_command_runs(command: str, tmp_path: Path, capsys: pytest.Captur
     (tmp_path / "my_texts").mkdir()
     (tmp_path / "my_texts" / "a.txt").write_text(SAMPLE_TEXT * 40)
     needs_gpu = any(word in command for word in ("gpu.yaml", "accelerator gpu"))
-    devices = re.search(r"--trainer.devices[ =](\d+)", command)
-    if needs_gpu and devices and torch.cuda.is_available() and torch.cuda.device_count() < int(devices[1]):
-        pytest.skip(f"needs {devices[1]} GPUs, this machine has {torch.cuda.device_count()}")
+    if needs_gpu and torch.cuda.is_available() and torch.cuda.device_count() < devices(command):
+        pytest.skip(f"needs {devices(command)} GPUs, this machine has {torch.cuda.device_count()}")
     if needs_gpu and not torch.cuda.is_available():
         command += " --print_config"
     elif command.startswith("ctt fit"):
