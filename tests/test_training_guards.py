@@ -27,7 +27,7 @@ def test_a_non_finite_loss_stops_on_the_next_logging_step_and_before_validation(
 
 
 def test_a_plain_trainer_gets_both_guards_and_validates_at_a_mid_epoch_last_step(text_dir: Path):
-    trainer = Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
+    trainer = Trainer(max_steps=5, devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=1)
     trainer.fit(LanguageModel(dim=32, depth=1, heads=2, context_len=16), TextDataModule(data_dir=str(text_dir), context_len=16, batch_size=4))
     assert {type(c) for c in trainer.callbacks} >= {StopOnNonFiniteLoss, ValidateAtLastStep}
     assert trainer.global_step == 5 and "val_bpc" in trainer.callback_metrics  # an epoch here is far longer than 5 steps
