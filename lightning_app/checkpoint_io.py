@@ -5,7 +5,8 @@ it to the file, which took twice as long as ``torch.save`` into the file itself 
 checkpoint of the GPU recipe, measured on a 2-core CPU machine: about 0.4 s against 0.2 s). A short run validates and saves
 often, so this writer saves into a hidden temporary file and renames it onto the target
 (``atomic_file.write_atomically``): a reader still sees the old checkpoint or the whole new one.
-Remote paths (``s3://...``) and storage options go to Lightning's writer.
+Remote paths (``s3://...``) and storage options go to Lightning's writer. ``checkpoints.Checkpoints``
+puts it in place of Lightning's plain writer; a checkpoint plugin of the user's own is left alone.
 """
 
 from __future__ import annotations

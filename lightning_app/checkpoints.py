@@ -7,7 +7,8 @@ validation as well. At a validation that has just written a new best model, ``la
 same state: it becomes a hard link to ``model.ckpt`` instead of a second copy (saving the state of
 a small model can take longer than the training between two validations). Lightning replaces a
 checkpoint file by renaming a new one onto it, so a later save of either name never changes the other.
-(It also gives the ``checkpoint.*`` options a title that says what they do.)
+It writes with ``checkpoint_io.CheckpointFiles`` in place of Lightning's plain writer (a checkpoint
+plugin of the user's own is kept), and gives the ``checkpoint.*`` options a title that says what they do.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from .checkpoint_io import CheckpointFiles
 
 
 class Checkpoints(ModelCheckpoint):
@@ -26,6 +30,11 @@ class Checkpoints(ModelCheckpoint):
     def state_key(self) -> str:
         # Saved under ModelCheckpoint's name, as before: checkpoints keep their layout and older ones resume.
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # Lightning's plain writer, not a plugin of the user's
+            trainer.strategy.checkpoint_io = CheckpointFiles()
 
     # Lightning saves at the end of validation, or (when validation runs at each epoch's end) at the end of
     # the training epoch; after its own save, in the same place, last.ckpt is brought up to date.
@@ -47,10 +56,13 @@ class Checkpoints(ModelCheckpoint):
 
     def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict[str, Any]) -> None:
         best = self.best_model_path
-        if not (self.save_last and best and self._last_checkpoint_saved == best and self._last_global_step_saved == trainer.global_step):
+        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        # Only once last.ckpt is this run's recorded last path: the best model's file holds the callback's state
+        # as it was before this save, and a resume must read that path back to keep writing last.ckpt.
+        same_state = self._last_checkpoint_saved == best and self._last_global_step_saved == trainer.global_step
+        if not (self.save_last and best and same_state and self.last_model_path == filepath):
             super()._save_last_checkpoint(trainer, monitor_candidates)
             return
-        filepath = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
         linked = True
         if trainer.is_global_zero:
             try:

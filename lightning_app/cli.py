@@ -48,7 +48,6 @@ TRAINER_DEFAULTS = {
     "enable_progress_bar": False,  # progress.* shows the whole run instead of one epoch's batches
     "enable_model_summary": False,  # its FLOPs column is always zero here; the model prints its size in one line
     "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "."}},
-    "plugins": {"class_path": "lightning_app.checkpoint_io.CheckpointFiles"},  # checkpoints saved twice as fast
 }
 
 

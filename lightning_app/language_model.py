@@ -213,10 +213,14 @@ class LanguageModel(LightningModule):
             else:
                 self.step_graph = StepGraph(self._whole_step, self.trainer.optimizers[0])
                 self._warn_about_recorded_hooks()
-                # Lightning warns about a training_step that returns None, which the recorded step does on purpose.
+                # Lightning warns about a training_step that returns None, which the recorded step does on purpose
+                # (the filters are restored when training ends).
+                self._warning_filters = list(warnings.filters)
                 warnings.filterwarnings("ignore", message="`training_step` returned `None`")
 
     def on_train_end(self) -> None:
+        if self.step_graph is not None:
+            warnings.filters[:] = self._warning_filters
         self.step_graph = None  # frees the graph's memory (after the callbacks: the sample after training has run)
 
     def _warn_about_recorded_hooks(self) -> None:

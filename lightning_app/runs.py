@@ -269,6 +269,9 @@ class LinkNewest(Callback):
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._update(trainer)
 
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._update(trainer)  # after the strategy's teardown, which waits for a checkpoint plugin that saves in the background
+
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._update(trainer)
 

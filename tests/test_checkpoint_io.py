@@ -32,9 +32,20 @@ class WriterProbe(Callback):
         WriterProbe.used.append(type(trainer.strategy.checkpoint_io).__name__)
 
 
+TINY = ["--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
+        "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--sample.length=0",
+        "--trainer.callbacks+=tests.test_checkpoint_io.WriterProbe"]  # fmt: skip
+
+
 def test_fit_saves_its_checkpoints_with_it(text_dir: Path):
-    main(["fit", "--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
-          "--trainer.max_steps=2", "--trainer.limit_val_batches=1", "--sample.length=0", f"--data.data_dir={text_dir}",
-          "--trainer.callbacks+=tests.test_checkpoint_io.WriterProbe"])  # fmt: skip
+    WriterProbe.used.clear()
+    main(["fit", *TINY, f"--data.data_dir={text_dir}"])
     assert WriterProbe.used == ["CheckpointFiles"]
+    assert torch.load("checkpoints/model.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_a_checkpoint_plugin_of_the_users_own_is_kept(text_dir: Path):
+    WriterProbe.used.clear()
+    main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.plugins=lightning.pytorch.plugins.io.AsyncCheckpointIO"])
+    assert WriterProbe.used == ["AsyncCheckpointIO"]
     assert torch.load("checkpoints/model.ckpt", weights_only=True)["global_step"] == 2

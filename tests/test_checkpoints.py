@@ -42,3 +42,14 @@ def test_at_a_new_best_last_is_a_second_name_of_the_best_file(text_dir: Path):
     run = Path("checkpoints/last.ckpt").resolve().parent
     assert torch.load(run / "model.ckpt", weights_only=True)["global_step"] == 8  # the last validation was the best
     assert (run / "last.ckpt").stat().st_ino == (run / "model.ckpt").stat().st_ino
+
+
+def test_a_run_resumed_after_a_linked_save_keeps_writing_last(text_dir: Path):
+    # Step 4 is the only best (a rate too small to learn): last.ckpt there is the best file, whose saved state must
+    # already name last.ckpt as the run's last checkpoint, or the resumed run writes last-v1.ckpt from then on.
+    args = [*TINY, f"--data.data_dir={text_dir}", "--trainer.val_check_interval=4", "--model.lr=1e-30"]
+    main(["fit", *args, "--trainer.max_steps=4"])
+    run = Path("checkpoints/last.ckpt").resolve().parent
+    main(["fit", *args, "--trainer.max_steps=12", "--ckpt_path", str(run / "last.ckpt")])
+    assert sorted(p.name for p in run.glob("*.ckpt")) == ["last.ckpt", "model.ckpt"]
+    assert torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 12
