@@ -65,7 +65,8 @@ def ctt(folder: Path, command: str, capsys: pytest.CaptureFixture) -> subprocess
     """Run a README command: through the shell when it uses shell syntax (a redirection) or starts a process per
     device (Lightning's launcher runs the command line again for each further rank: here that would be pytest),
     else in this process (the `ctt` script's entry point, without the seconds of importing torch and Lightning again)."""
-    if re.search(r"[<>|&;$`]", command) or devices(command) > 1:
+    launches_ranks = devices(command) > 1 and "--print_config" not in command
+    if re.search(r"[<>|&;$`]", command) or launches_ranks:
         bin_dir = Path(sys.executable).parent
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
         return subprocess.run(["bash", "-c", command], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
