@@ -1,4 +1,4 @@
-"""Writing a file all or nothing: into a hidden temporary file beside it, renamed onto it when complete.
+"""Writing a file (or a link) all or nothing: into a hidden temporary entry beside it, renamed onto it when complete.
 
 A reader sees the old file or the whole new one, never a half-written one. A failure removes the
 temporary file; a killed process leaves a hidden ``.NAME.RANDOM.part`` behind, which
@@ -15,17 +15,27 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write`` with a new file beside ``path`` (open for writing and reading back); if it returns,
-    rename that file onto ``path``. If it raises, the file is removed and ``path`` is left as it was."""
+def replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
+    """Call ``make`` with a free name beside ``path``, where it creates the new entry (a file or a link); then
+    rename that onto ``path`` in one step. If it raises, the entry is removed and ``path`` is left as it was."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     try:
-        with open(tmp, "x+b") as f:  # "x": never another writer's file; permissions as for any new file
-            write(f)
+        make(tmp)
         os.replace(tmp, path)  # atomic on one filesystem
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write`` with a new file beside ``path`` (open for writing and reading back); if it returns,
+    rename that file onto ``path``. If it raises, the file is removed and ``path`` is left as it was."""
+
+    def make(tmp: Path) -> None:
+        with open(tmp, "x+b") as f:  # "x": never another writer's file; permissions as for any new file
+            write(f)
+
+    replace_atomically(path, make)
 
 
 def remove_leftovers(folder: Path, pattern: str = "*", older_than: float = 0.0) -> list[Path]:

@@ -14,12 +14,14 @@ plugin of the user's own is kept), and gives the ``checkpoint.*`` options a titl
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from .atomic_file import replace_atomically
 from .checkpoint_io import CheckpointFiles
 
 
@@ -66,7 +68,7 @@ class Checkpoints(ModelCheckpoint):
         linked = True
         if trainer.is_global_zero:
             try:
-                _hard_link(best, filepath)
+                replace_atomically(Path(filepath), lambda tmp: os.link(best, tmp))  # another name of the same file
             except OSError:  # a file system without hard links (or a remote one): write it
                 linked = False
         if trainer.strategy.broadcast(linked):
@@ -75,11 +77,3 @@ class Checkpoints(ModelCheckpoint):
         else:
             super()._save_last_checkpoint(trainer, monitor_candidates)
 
-
-def _hard_link(target: str, link: str) -> None:
-    """Make ``link`` another name of ``target``, replacing what ``link`` was in one step."""
-    tmp = os.path.join(os.path.dirname(link), f".{os.path.basename(link)}.{os.getpid()}.tmp")
-    if os.path.lexists(tmp):
-        os.remove(tmp)
-    os.link(target, tmp)
-    os.replace(tmp, link)

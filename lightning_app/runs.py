@@ -28,6 +28,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from .atomic_file import replace_atomically
 from .errors import UsageError, path_error
 
 try:
@@ -281,10 +282,7 @@ def _link(link: Path, target: Path) -> None:
     if link.exists() and not link.is_symlink():
         log.info("%s is a file, not a link to a run's checkpoint: it is left as it is (the newest is %s).", link, target)
         return
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(os.path.relpath(target, link.parent))
-        os.replace(tmp, link)  # a reader sees the old link or the new one
+    try:  # a reader sees the old link or the new one
+        replace_atomically(link, lambda tmp: tmp.symlink_to(os.path.relpath(target, link.parent)))
     except OSError as err:
         log.info("Could not link %s to %s: %s", link, target, err)
