@@ -137,6 +137,8 @@ def main() -> None:
     ]  # fmt: skip
     if args.only:
         named = {f"{j['variant']}/{j['corpus']}/{j['seed']}": j for j in jobs}
+        if unknown := [name for name in args.only if name not in named]:
+            parser.error(f"--only names runs that the other options do not make: {', '.join(unknown)}")
         jobs = [named[name] for name in args.only]
     else:  # longest first (the baseline, the largest corpus), so the GPUs finish together
         jobs.sort(key=lambda j: (j["recipe"] != "nanogpt", j["corpus"] != "ten-books"))
