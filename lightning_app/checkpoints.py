@@ -5,23 +5,21 @@ best model, so after the best a run's "last" checkpoint stands still, and resumi
 restarts from the best step rather than the latest one. This subclass writes it at every
 validation as well. At a validation that has just written a new best model, ``last.ckpt`` is the
 same state: it becomes a hard link to ``model.ckpt`` instead of a second copy (saving the state of
-a small model can take longer than the training between two validations). Lightning replaces a
-checkpoint file by renaming a new one onto it, so a later save of either name never changes the other.
-It writes with ``checkpoint_io.CheckpointFiles`` in place of Lightning's plain writer (a checkpoint
-plugin of the user's own is kept), and gives the ``checkpoint.*`` options a title that says what they do.
+a small model can take longer than the training between two validations). A checkpoint file is
+replaced by renaming a new one onto it, so a later save of either name never changes the other.
+It writes with ``checkpoint_io.CheckpointFiles`` (in the background, links included) in place of
+Lightning's plain writer; with a checkpoint plugin of the user's own, which is kept, ``last.ckpt`` is
+always a save of its own. It also gives the ``checkpoint.*`` options a title that says what they do.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from .atomic_file import replace_atomically
 from .checkpoint_io import CheckpointFiles
 
 
@@ -62,18 +60,10 @@ class Checkpoints(ModelCheckpoint):
         # Only once last.ckpt is this run's recorded last path: the best model's file holds the callback's state
         # as it was before this save, and a resume must read that path back to keep writing last.ckpt.
         same_state = self._last_checkpoint_saved == best and self._last_global_step_saved == trainer.global_step
-        if not (self.save_last and best and same_state and self.last_model_path == filepath):
+        writer = trainer.strategy.checkpoint_io
+        if not (self.save_last and best and same_state and self.last_model_path == filepath and isinstance(writer, CheckpointFiles)):
             super()._save_last_checkpoint(trainer, monitor_candidates)
             return
-        linked = True
         if trainer.is_global_zero:
-            try:
-                replace_atomically(Path(filepath), lambda tmp: os.link(best, tmp))  # another name of the same file
-            except OSError:  # a file system without hard links (or a remote one): write it
-                linked = False
-        if trainer.strategy.broadcast(linked):
-            self.last_model_path = filepath
-            trainer.strategy.barrier()
-        else:
-            super()._save_last_checkpoint(trainer, monitor_candidates)
-
+            writer.link(best, filepath)  # after the best model's own write, which may still be going on
+        self.last_model_path = filepath

@@ -1,28 +1,73 @@
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 from lightning.pytorch import Callback
 
+from lightning_app import checkpoint_io
 from lightning_app.checkpoint_io import CheckpointFiles
 from lightning_app.cli import main
 
 
 def test_a_checkpoint_is_written_whole_and_reads_back(tmp_path: Path):
     path = tmp_path / "runs" / "model.ckpt"  # the folder is made
-    CheckpointFiles().save_checkpoint({"state_dict": {"w": torch.arange(4.0)}, "global_step": 3}, path)
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"state_dict": {"w": torch.arange(4.0)}, "global_step": 3}, path)
+    writer.teardown()
     loaded = torch.load(path, weights_only=True)
     assert loaded["global_step"] == 3 and torch.equal(loaded["state_dict"]["w"], torch.arange(4.0))
     assert [p.name for p in path.parent.iterdir()] == ["model.ckpt"]  # no temporary file left
 
 
-def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path: Path):
+def test_a_failed_save_keeps_the_previous_checkpoint_and_its_error_is_raised(tmp_path: Path):
     path = tmp_path / "model.ckpt"
-    CheckpointFiles().save_checkpoint({"global_step": 1}, path)
-    with pytest.raises(Exception):
-        CheckpointFiles().save_checkpoint({"global_step": 2, "not saveable": lambda: None}, path)
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"global_step": 1}, path)
+    writer.save_checkpoint({"global_step": 2, "not saveable": lambda: None}, path)
+    with pytest.raises(Exception, match="lambda"):
+        writer.teardown()  # the background write's own error
     assert torch.load(path, weights_only=True)["global_step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
+
+
+def test_the_saved_state_is_the_one_at_the_save_not_at_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    weights = torch.zeros(3)
+    release = threading.Event()
+    write = checkpoint_io.write_atomically
+    monkeypatch.setattr(checkpoint_io, "write_atomically", lambda *args: (release.wait(5), write(*args)))
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "model.ckpt")
+    weights += 1  # training goes on while the file is written
+    release.set()
+    writer.teardown()
+    assert torch.equal(torch.load(tmp_path / "model.ckpt", weights_only=True)["state_dict"]["w"], torch.zeros(3))
+
+
+def test_writes_links_and_removals_happen_in_the_order_asked(tmp_path: Path):
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"global_step": 1}, tmp_path / "old.ckpt")
+    writer.save_checkpoint({"global_step": 2}, tmp_path / "model.ckpt")
+    writer.link(tmp_path / "model.ckpt", tmp_path / "last.ckpt")  # asked before model.ckpt's write may be done
+    writer.remove_checkpoint(tmp_path / "old.ckpt")
+    writer.save_checkpoint({"global_step": 3}, tmp_path / "model.ckpt")  # replaces model.ckpt, not last.ckpt
+    writer.teardown()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "model.ckpt"]
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert torch.load(tmp_path / "model.ckpt", weights_only=True)["global_step"] == 3
+
+
+def test_a_link_becomes_a_copy_where_hard_links_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def no_links(*args):
+        raise OSError("hard links are not supported here")
+
+    monkeypatch.setattr(checkpoint_io.os, "link", no_links)
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"global_step": 2}, tmp_path / "model.ckpt")
+    writer.link(tmp_path / "model.ckpt", tmp_path / "last.ckpt")
+    writer.teardown()
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert (tmp_path / "last.ckpt").stat().st_ino != (tmp_path / "model.ckpt").stat().st_ino
 
 
 class WriterProbe(Callback):
