@@ -35,6 +35,9 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep, is_logging_step
 
 CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
+# model.compile auto compiles a run planned for at least this many steps: on an H200 compiling the GPU
+# recipe's blocks cost about 15 s and saved about 5 ms per step (bench/RESULTS.md), so it pays back after ~3,000.
+AUTO_COMPILE_STEPS = 3000
 
 
 def _check_format(checkpoint: dict[str, Any], source: str = "This checkpoint") -> None:
@@ -88,7 +91,7 @@ class LanguageModel(LightningModule):
         schedule: Literal["cosine", "wsd"] = "cosine",
         decay_fraction: OpenUnitInterval = 0.3,
         min_lr: NonNegativeFloat = 0.0,
-        compile: bool = False,
+        compile: bool | Literal["auto"] = False,
         compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default",
         cuda_graph: bool = False,
     ) -> None:
@@ -113,7 +116,8 @@ class LanguageModel(LightningModule):
             schedule: After warmup: cosine decay to min_lr, or wsd (stable at lr, then a linear decay to min_lr over the last decay_fraction of the run).
             decay_fraction: Share of the run that the wsd schedule spends decaying.
             min_lr: Learning rate that the decay ends at.
-            compile: Compile the network's blocks with torch.compile (worth it on GPUs; costs start-up time).
+            compile: Compile the network's blocks with torch.compile (a faster step for a few seconds of start-up);
+                auto: only when the run is planned to last at least 3,000 steps, where that pays back on a GPU.
             compile_mode: torch.compile mode; reduce-overhead replays the network as CUDA graphs (cuda_graph goes further).
             cuda_graph: On one GPU, record the whole training step as one CUDA graph and replay it (for small, launch-bound models).
         """
@@ -132,6 +136,7 @@ class LanguageModel(LightningModule):
                 f"max-autotune-no-cudagraphs (not {compile_mode}, which records the network a second time)."
             )
         self.model: TinyDecoderLM | None = None
+        self.compiled = False
         self.tokenizer: Tokenizer | None = None
         self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
         self.step_graph: StepGraph | None = None  # set in on_train_start where model.cuda_graph applies
@@ -140,15 +145,19 @@ class LanguageModel(LightningModule):
         hp = self.hparams
         self.tokenizer = tokenizer
         self.model = TinyDecoderLM(dataclasses.replace(self.config, vocab_size=tokenizer.vocab_size))
-        if hp.compile:
-            # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share
-            # one compiled graph, so compiling takes as long for 24 blocks as for one.
-            for block in self.model.blocks:
-                block.compile(mode=hp.compile_mode)
+        if hp.compile is True:
+            self._compile()
         chars = torch.from_numpy(tokenizer.chars_per_token())
         self.train_bpc = BitsPerCharacter(chars)
         self.val_bpc = BitsPerCharacter(chars)
         self.val_loss = MeanMetric()  # nats per token
+
+    def _compile(self) -> None:
+        # Block by block, in place (parameter names and checkpoints stay as they are): the blocks share one
+        # compiled graph, so compiling takes as long for 24 blocks as for one. It happens at the first call.
+        for block in self.model.blocks:
+            block.compile(mode=self.hparams.compile_mode)
+        self.compiled = True
 
     def setup(self, stage: str) -> None:
         if self.model is None:
@@ -204,6 +213,8 @@ class LanguageModel(LightningModule):
         # train dataloader before a resumed run restores its position in the epoch.
         total = self.trainer.estimated_stepping_batches  # inf for a run with no step or epoch limit
         self.schedule.total = int(total) if math.isfinite(total) else 0
+        if self.hparams.compile == "auto" and not self.compiled:
+            self._compile_if_worth_it()
         self.step_graph = None
         if self.hparams.cuda_graph:
             # After a resume has restored the optimizer: the graph records its state tensors' addresses.
@@ -217,6 +228,18 @@ class LanguageModel(LightningModule):
                 # (the filters are restored when training ends).
                 self._warning_filters = list(warnings.filters)
                 warnings.filterwarnings("ignore", message="`training_step` returned `None`")
+
+    def _compile_if_worth_it(self) -> None:
+        """model.compile auto: compile on a GPU when the steps left are enough to pay the compiling back."""
+        left = self.schedule.total - self.global_step  # a resumed run has fewer steps left
+        if self.device.type != "cuda":
+            decision = f"not compiling (it pays back on a GPU, and this run trains on {self.device.type})"
+        elif self.schedule.total and left < AUTO_COMPILE_STEPS:
+            decision = f"not compiling ({left:,} steps to go; it pays back from {AUTO_COMPILE_STEPS:,})"
+        else:
+            self._compile()
+            decision = f"compiling ({f'{left:,} steps to go' if self.schedule.total else 'no step limit'})"
+        rank_zero_info(f"model.compile auto: {decision}.")
 
     def on_train_end(self) -> None:
         if self.step_graph is not None:

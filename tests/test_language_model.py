@@ -13,6 +13,7 @@ from lightning_app import language_model
 from lightning_app.cli import main
 from lightning_app.language_model import LanguageModel
 from lightning_app.optim import MuonAdamW
+from lightning_app.tokenizer import ByteTokenizer
 
 TINY = [
     "--model.dim=32", "--model.depth=2", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8",
@@ -31,6 +32,29 @@ def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog
         main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.accelerator=cpu", "--model.cuda_graph=true"])
     assert "model.cuda_graph is not used: it needs a CUDA GPU" in caplog.text
     assert Path("checkpoints/model.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    "device, total, step, compiled, said",
+    [
+        ("cuda", 8000, 0, True, "compiling (8,000 steps to go)"),
+        ("cuda", 0, 0, True, "compiling (no step limit)"),
+        ("cuda", 2500, 0, False, "not compiling (2,500 steps to go; it pays back from 3,000)"),
+        ("cuda", 8000, 6000, False, "not compiling (2,000 steps to go"),  # a resumed run
+        ("cpu", 8000, 0, False, "not compiling (it pays back on a GPU, and this run trains on cpu)"),
+    ],
+)
+def test_compile_auto_compiles_a_gpu_run_long_enough_to_pay_back(device, total, step, compiled, said, caplog):
+    module = LanguageModel(compile="auto")
+    module._build(ByteTokenizer())
+    module.schedule = SimpleNamespace(total=total)
+    module._trainer = SimpleNamespace(global_step=step)
+    module._device = torch.device(device, 0) if device == "cuda" else torch.device(device)  # only the attribute: compiling is lazy
+    with caplog.at_level(logging.INFO):
+        module._compile_if_worth_it()
+    assert module.compiled is compiled
+    assert all((block._compiled_call_impl is not None) is compiled for block in module.model.blocks)
+    assert f"model.compile auto: {said}" in caplog.text
 
 
 def _capturable_trainer(**changes: object) -> SimpleNamespace:
