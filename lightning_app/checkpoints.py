@@ -14,6 +14,7 @@ always a save of its own. It also gives the ``checkpoint.*`` options a title tha
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from lightning.fabric.plugins import TorchCheckpointIO
@@ -61,9 +62,31 @@ class Checkpoints(ModelCheckpoint):
         # as it was before this save, and a resume must read that path back to keep writing last.ckpt.
         same_state = self._last_checkpoint_saved == best and self._last_global_step_saved == trainer.global_step
         writer = trainer.strategy.checkpoint_io
-        if not (self.save_last and best and same_state and self.last_model_path == filepath and isinstance(writer, CheckpointFiles)):
+        # A local file that this writer wrote (a sharded checkpoint is a folder that the strategy writes itself).
+        linkable = isinstance(writer, CheckpointFiles) and "://" not in best and (writer.is_pending(best) or os.path.isfile(best))
+        linkable = trainer.strategy.broadcast(linkable)  # rank 0 writes: its answer holds for every rank
+        if not (self.save_last and best and same_state and self.last_model_path == filepath and linkable):
             super()._save_last_checkpoint(trainer, monitor_candidates)
             return
         if trainer.is_global_zero:
             writer.link(best, filepath)  # after the best model's own write, which may still be going on
         self.last_model_path = filepath
+
+    def file_exists(self, filepath: str, trainer: Trainer) -> bool:
+        # Lightning looks at the disk alone before it picks a name (model-v1.ckpt, ...): a name whose write is
+        # still queued is taken as well.
+        writer = trainer.strategy.checkpoint_io
+        queued = trainer.is_global_zero and isinstance(writer, CheckpointFiles) and writer.is_pending(filepath)
+        return trainer.strategy.reduce_boolean_decision(queued, all=False) or super().file_exists(filepath, trainer)
+
+    # Lightning's strategies wait for the writer when they tear down, but not every one does (FSDP does not).
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
+        if isinstance(trainer.strategy.checkpoint_io, CheckpointFiles):
+            trainer.strategy.checkpoint_io.teardown()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        if isinstance(trainer.strategy.checkpoint_io, CheckpointFiles):
+            trainer.strategy.checkpoint_io.teardown()  # logs a write error: the exception that ends the run comes first

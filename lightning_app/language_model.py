@@ -234,6 +234,8 @@ class LanguageModel(LightningModule):
         left = self.schedule.total - self.global_step  # a resumed run has fewer steps left
         if self.device.type != "cuda":
             decision = f"not compiling (it pays back on a GPU, and this run trains on {self.device.type})"
+        elif isinstance(self.trainer.strategy, FSDPStrategy):
+            decision = "not compiling (FSDP has wrapped the blocks by the time the run's length is known; set model.compile true)"
         elif self.schedule.total and left < AUTO_COMPILE_STEPS:
             decision = f"not compiling ({left:,} steps to go; it pays back from {AUTO_COMPILE_STEPS:,})"
         else:

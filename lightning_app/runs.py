@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .atomic_file import replace_atomically
+from .checkpoint_io import wait_for_checkpoints
 from .errors import UsageError, path_error
 
 try:
@@ -271,9 +272,12 @@ class LinkNewest(Callback):
         self._update(trainer)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._update(trainer)  # after the strategy's teardown, which waits for a checkpoint plugin that saves in the background
+        # After the strategy's teardown, which waits for a checkpoint plugin that saves in the background.
+        wait_for_checkpoints(trainer, raise_error=False)  # ctt's own writer: not every strategy waits for it
+        self._update(trainer)
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        wait_for_checkpoints(trainer, raise_error=False)  # an error is left to the writer's teardown to report
         self._update(trainer)
 
 

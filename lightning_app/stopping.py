@@ -21,6 +21,8 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from .checkpoint_io import wait_for_checkpoints
+
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -100,6 +102,7 @@ class StopOnSignal(Callback):
         path = os.path.join(checkpoint.dirpath, f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}")
         try:
             trainer.save_checkpoint(path, weights_only=False)
+            wait_for_checkpoints(trainer)  # written in the background: on disk before the message says so
         except OSError as err:
             if trainer.is_global_zero:
                 log.error("Stopped by %s at step %d; last.ckpt could not be saved (%s).", name, trainer.global_step, err)

@@ -1,12 +1,15 @@
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from lightning_app import checkpoint_io
-from lightning_app.checkpoint_io import CheckpointFiles
+from lightning_app.checkpoint_io import CheckpointFiles, wait_for_checkpoints
+from lightning_app.checkpoints import Checkpoints
 from lightning_app.cli import main
 
 
@@ -31,30 +34,75 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_its_error_is_raised(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
 
 
-def test_the_saved_state_is_the_one_at_the_save_not_at_the_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    weights = torch.zeros(3)
+@pytest.fixture
+def held_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Background writes wait until the returned event is set."""
     release = threading.Event()
     write = checkpoint_io.write_atomically
     monkeypatch.setattr(checkpoint_io, "write_atomically", lambda *args: (release.wait(5), write(*args)))
+    return release
+
+
+def test_the_saved_state_is_the_one_at_the_save_not_at_the_write(tmp_path: Path, held_writes: threading.Event):
+    weights = torch.zeros(3)
     writer = CheckpointFiles()
     writer.save_checkpoint({"state_dict": {"w": weights}}, tmp_path / "model.ckpt")
     weights += 1  # training goes on while the file is written
-    release.set()
+    held_writes.set()
     writer.teardown()
     assert torch.equal(torch.load(tmp_path / "model.ckpt", weights_only=True)["state_dict"]["w"], torch.zeros(3))
 
 
-def test_writes_links_and_removals_happen_in_the_order_asked(tmp_path: Path):
+def test_writes_links_and_removals_happen_in_the_order_asked(tmp_path: Path, held_writes: threading.Event):
     writer = CheckpointFiles()
-    writer.save_checkpoint({"global_step": 1}, tmp_path / "old.ckpt")
+    torch.save({"global_step": 1}, tmp_path / "old.ckpt")
     writer.save_checkpoint({"global_step": 2}, tmp_path / "model.ckpt")
-    writer.link(tmp_path / "model.ckpt", tmp_path / "last.ckpt")  # asked before model.ckpt's write may be done
+    writer.link(tmp_path / "model.ckpt", tmp_path / "last.ckpt")  # while model.ckpt is still to be written
     writer.remove_checkpoint(tmp_path / "old.ckpt")
+    assert writer.is_pending(tmp_path / "model.ckpt") and writer.is_pending(str(tmp_path / "last.ckpt"))
+    assert not (tmp_path / "model.ckpt").exists() and (tmp_path / "old.ckpt").exists()
+    held_writes.set()
     writer.save_checkpoint({"global_step": 3}, tmp_path / "model.ckpt")  # replaces model.ckpt, not last.ckpt
     writer.teardown()
+    assert not writer.is_pending(tmp_path / "model.ckpt") and not writer.is_pending(tmp_path / "last.ckpt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "model.ckpt"]
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2
     assert torch.load(tmp_path / "model.ckpt", weights_only=True)["global_step"] == 3
+
+
+def test_a_name_still_to_be_written_is_taken(tmp_path: Path, held_writes: threading.Event):
+    # Lightning asks before it picks a file name (model.ckpt, then model-v1.ckpt, ...).
+    writer = CheckpointFiles()
+    trainer = SimpleNamespace(strategy=SingleDeviceStrategy(checkpoint_io=writer), is_global_zero=True)
+    writer.save_checkpoint({"global_step": 1}, tmp_path / "model.ckpt")
+    callback = Checkpoints(dirpath=tmp_path)
+    assert callback.file_exists(str(tmp_path / "model.ckpt"), trainer)
+    assert not callback.file_exists(str(tmp_path / "model-v1.ckpt"), trainer)
+    held_writes.set()
+    writer.teardown()
+
+
+def test_a_write_error_ending_a_run_that_already_failed_is_logged_not_raised(tmp_path: Path, caplog):
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"not saveable": lambda: None}, tmp_path / "model.ckpt")
+    with pytest.raises(RuntimeError, match="the run's own error"):
+        try:
+            raise RuntimeError("the run's own error")
+        except RuntimeError:
+            writer.teardown()  # as Lightning does while it handles an exception
+            raise
+    assert "A checkpoint could not be written" in caplog.text
+
+
+def test_waiting_for_the_checkpoints_raises_a_write_error(tmp_path: Path):
+    writer = CheckpointFiles()
+    trainer = SimpleNamespace(strategy=SimpleNamespace(checkpoint_io=writer))
+    writer.save_checkpoint({"not saveable": lambda: None}, tmp_path / "model.ckpt")
+    wait_for_checkpoints(trainer, raise_error=False)  # waits, and leaves the error to the next call
+    assert not writer.is_pending(tmp_path / "model.ckpt")
+    with pytest.raises(Exception, match="lambda"):
+        wait_for_checkpoints(trainer)
+    writer.teardown()  # the error was raised once
 
 
 def test_a_link_becomes_a_copy_where_hard_links_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

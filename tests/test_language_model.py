@@ -7,7 +7,7 @@ import pytest
 import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import GradientAccumulationScheduler
-from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, SingleDeviceStrategy
 
 from lightning_app import language_model
 from lightning_app.cli import main
@@ -27,10 +27,11 @@ def test_cuda_graph_with_a_graph_recording_compile_mode_is_a_clear_error():
         LanguageModel(compile=True, compile_mode="reduce-overhead", cuda_graph=True)
 
 
-def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog):
+def test_on_a_cpu_cuda_graph_and_compile_auto_say_why_and_train_as_usual(text_dir: Path, caplog):
     with caplog.at_level(logging.INFO):
-        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.accelerator=cpu", "--model.cuda_graph=true"])
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.accelerator=cpu", "--model.cuda_graph=true", "--model.compile=auto"])
     assert "model.cuda_graph is not used: it needs a CUDA GPU" in caplog.text
+    assert "model.compile auto: not compiling (it pays back on a GPU, and this run trains on cpu)" in caplog.text  # at train start
     assert Path("checkpoints/model.ckpt").is_file()
 
 
@@ -42,14 +43,15 @@ def test_cuda_graph_on_a_cpu_says_why_and_trains_as_usual(text_dir: Path, caplog
         ("cuda", 2500, 0, False, "not compiling (2,500 steps to go; it pays back from 3,000)"),
         ("cuda", 8000, 6000, False, "not compiling (2,000 steps to go"),  # a resumed run
         ("cpu", 8000, 0, False, "not compiling (it pays back on a GPU, and this run trains on cpu)"),
+        ("fsdp", 8000, 0, False, "not compiling (FSDP has wrapped the blocks"),
     ],
 )
 def test_compile_auto_compiles_a_gpu_run_long_enough_to_pay_back(device, total, step, compiled, said, caplog):
     module = LanguageModel(compile="auto")
     module._build(ByteTokenizer())
     module.schedule = SimpleNamespace(total=total)
-    module._trainer = SimpleNamespace(global_step=step)
-    module._device = torch.device(device, 0) if device == "cuda" else torch.device(device)  # only the attribute: compiling is lazy
+    module._trainer = SimpleNamespace(global_step=step, strategy=FSDPStrategy() if device == "fsdp" else SingleDeviceStrategy())
+    module._device = torch.device("cpu") if device == "cpu" else torch.device("cuda", 0)  # only the attribute: compiling is lazy
     with caplog.at_level(logging.INFO):
         module._compile_if_worth_it()
     assert module.compiled is compiled
