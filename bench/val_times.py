@@ -4,6 +4,7 @@
     PHASE <unix time> <name>                    setup, fit_start, train_start, first_step, train_end
     STEPS <unix time> <step> <ms per step>      every 200 steps, between validations (the GPU is waited for)
     COST <what> <seconds> <count>               at the end: time in validation and in checkpoint saving
+                                                (what training waited for: checkpoints are written in the background)
 
 bench/quality_bench.py reads VALTIME and PHASE; the rest says where a run's time goes.
 """
