@@ -2,21 +2,20 @@
 
 Saving the GPU recipe's 170 MB state took about 0.15 s, as long as the training between two of a
 short run's validations, so the training only waits for a copy of the state in host memory (about
-20 ms on an H200 machine, bench/RESULTS.md); a background thread writes it. Lightning's ``TorchCheckpointIO`` serializes the whole checkpoint into
-memory first and then copies it to the file, twice as slow as ``torch.save`` into the file itself
-(0.4 s against 0.2 s on a 2-core CPU machine): this writer saves into a hidden temporary file and
-renames it onto the target (``atomic_file.write_atomically``), so a reader sees the old checkpoint or
-the whole new one.
+20 ms on an H200 machine, bench/RESULTS.md); a background thread writes it. Lightning's
+``TorchCheckpointIO`` serializes the whole checkpoint into memory first and then copies it to the
+file, twice as slow as ``torch.save`` into the file itself (0.4 s against 0.2 s on a 2-core CPU
+machine): this writer saves into a hidden temporary file and renames it onto the target
+(``atomic_file.write_atomically``), so a reader sees the old checkpoint or the whole new one.
 
 One thread does every write, link and removal in the order asked, so ``link`` may name a file whose
 save is still pending, and ``is_pending`` tells which names are still to be written. At most one save
 waits at a time (a second waits for it, which bounds the memory held by copies). An error in the
 background is raised by the next call, by ``wait``, or by ``teardown``, which waits for the last
-write; while another exception is being handled (a run ending with an error or a signal),
-``teardown`` logs the error instead, so that it does not hide that one. Remote paths (``s3://...``)
-and storage options go to Lightning's writer, in the same order. ``checkpoints.Checkpoints`` puts it
-in place of Lightning's plain writer (a checkpoint plugin of the user's own is left alone) and tears
-it down when fit ends, whatever the strategy.
+write. Remote paths (``s3://...``) and storage options go to Lightning's writer, in the same order.
+``checkpoints.Checkpoints`` puts this writer in place of Lightning's plain one (a checkpoint plugin of
+the user's own is left alone) and tears it down when fit ends, whatever the strategy: quietly, logging
+a write error, when another exception ends the run, so that the error does not hide that one.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -41,18 +39,21 @@ from .atomic_file import replace_atomically, write_atomically
 log = logging.getLogger(__name__)
 
 
-def _host_copy(tensor: torch.Tensor) -> torch.Tensor:
-    """The tensor's values now, in host memory: training goes on changing the original in place.
-
-    From a GPU the copy goes into pinned memory, which PyTorch's host allocator keeps and reuses from one
-    save to the next, and is not waited for: the caller waits once for all the copies (``_snapshot``).
-    """
-    return tensor.detach().to("cpu", copy=True, non_blocking=tensor.is_cuda)
-
-
 def _snapshot(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint with every tensor copied to host memory."""
-    snapshot = apply_to_collection(checkpoint, torch.Tensor, _host_copy)
+    """The checkpoint with every tensor's values now in host memory: training goes on changing the originals.
+
+    From a GPU the copies go into pinned memory, which PyTorch's host allocator keeps and reuses from one save
+    to the next, and are waited for once, all together. Tensors that are one (tied weights) stay one.
+    """
+    copies: dict[tuple, torch.Tensor] = {}
+
+    def host_copy(tensor: torch.Tensor) -> torch.Tensor:
+        same = (tensor.device, tensor.data_ptr(), tensor.dtype, tensor.shape, tensor.stride())
+        if same not in copies:
+            copies[same] = tensor.detach().to("cpu", copy=True, non_blocking=tensor.is_cuda)
+        return copies[same]
+
+    snapshot = apply_to_collection(checkpoint, torch.Tensor, host_copy)
     if torch.cuda.is_initialized():
         torch.cuda.synchronize()  # every copy has landed before the writer reads it
     return snapshot
@@ -73,7 +74,8 @@ class CheckpointFiles(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         if self._last_save is not None:
-            self._last_save.exception()  # one copy of the state waits at a time (an error is raised below)
+            self._last_save.exception()  # one copy of the state waits at a time
+        self._raise_error()
         held = [_snapshot(checkpoint)]
 
         def take() -> dict[str, Any]:
@@ -120,14 +122,15 @@ class CheckpointFiles(TorchCheckpointIO):
         if raise_error:
             self._raise_error()
 
-    def teardown(self) -> None:
-        handling = sys.exc_info()[1] is not None  # called while another exception ends the run
+    def teardown(self, quiet: bool = False) -> None:
+        """Wait for the last write and stop the thread; raise a write error, or with ``quiet`` log it (used while
+        another exception ends the run, so that the error does not hide that one)."""
         try:
             self.wait()
         except Exception as error:
-            if not handling:
+            if not quiet:
                 raise
-            log.error("A checkpoint could not be written: %s", error)  # said, without replacing that exception
+            log.error("A checkpoint could not be written: %s", error)
         finally:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
@@ -148,7 +151,8 @@ class CheckpointFiles(TorchCheckpointIO):
                 fn()
             except BaseException as error:
                 with self._lock:
-                    self._error = self._error or error
+                    if self._error is None:
+                        self._error = error
             finally:
                 if name is not None:
                     with self._lock:

@@ -89,4 +89,4 @@ class Checkpoints(ModelCheckpoint):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         super().on_exception(trainer, pl_module, exception)
         if isinstance(trainer.strategy.checkpoint_io, CheckpointFiles):
-            trainer.strategy.checkpoint_io.teardown()  # logs a write error: the exception that ends the run comes first
+            trainer.strategy.checkpoint_io.teardown(quiet=True)  # a write error is logged: the exception ending the run comes first

@@ -101,9 +101,13 @@ class StopOnSignal(Callback):
             return
         path = os.path.join(checkpoint.dirpath, f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}")
         try:
+            wait_for_checkpoints(trainer)  # an earlier save's error is its own, not last.ckpt's
+        except Exception as err:
+            log.error("A checkpoint could not be written: %s", err)
+        try:
             trainer.save_checkpoint(path, weights_only=False)
             wait_for_checkpoints(trainer)  # written in the background: on disk before the message says so
-        except OSError as err:
+        except Exception as err:  # any error: the signal's exit status must survive it
             if trainer.is_global_zero:
                 log.error("Stopped by %s at step %d; last.ckpt could not be saved (%s).", name, trainer.global_step, err)
             return

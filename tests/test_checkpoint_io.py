@@ -82,16 +82,43 @@ def test_a_name_still_to_be_written_is_taken(tmp_path: Path, held_writes: thread
     writer.teardown()
 
 
-def test_a_write_error_ending_a_run_that_already_failed_is_logged_not_raised(tmp_path: Path, caplog):
+def test_a_quiet_teardown_logs_a_write_error_instead_of_raising_it(tmp_path: Path, caplog):
     writer = CheckpointFiles()
     writer.save_checkpoint({"not saveable": lambda: None}, tmp_path / "model.ckpt")
-    with pytest.raises(RuntimeError, match="the run's own error"):
-        try:
-            raise RuntimeError("the run's own error")
-        except RuntimeError:
-            writer.teardown()  # as Lightning does while it handles an exception
-            raise
+    writer.teardown(quiet=True)  # while another exception ends the run
     assert "A checkpoint could not be written" in caplog.text
+    writer.teardown()  # Lightning's own teardown after it: the error was reported once
+
+
+def test_a_run_failing_after_a_failed_write_ends_with_its_own_error(text_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog):
+    write = checkpoint_io.write_atomically
+
+    def disk_full_for_the_last_one(path: Path, *args) -> None:
+        if path.name == "extra.ckpt":
+            raise OSError(28, "No space left on device")
+        write(path, *args)
+
+    monkeypatch.setattr(checkpoint_io, "write_atomically", disk_full_for_the_last_one)
+    with pytest.raises(RuntimeError, match="the run's own error"):
+        main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.callbacks+=tests.test_checkpoint_io.FailAtTheEnd"])
+    assert "A checkpoint could not be written: [Errno 28] No space left on device" in caplog.text
+
+
+class FailAtTheEnd(Callback):
+    """Asks for one more checkpoint, then fails while it is written."""
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        trainer.save_checkpoint("extra.ckpt")
+        raise RuntimeError("the run's own error")
+
+
+def test_tied_tensors_stay_one_in_the_file(tmp_path: Path):
+    weight = torch.randn(4, 3)
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"state_dict": {"embed.weight": weight.detach(), "head.weight": weight.detach()}}, tmp_path / "model.ckpt")
+    writer.teardown()
+    state = torch.load(tmp_path / "model.ckpt", weights_only=True)["state_dict"]
+    assert state["embed.weight"].untyped_storage().data_ptr() == state["head.weight"].untyped_storage().data_ptr()
 
 
 def test_waiting_for_the_checkpoints_raises_a_write_error(tmp_path: Path):
