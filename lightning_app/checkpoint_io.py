@@ -74,7 +74,7 @@ class CheckpointFiles(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
         if self._last_save is not None:
-            self._last_save.exception()  # one copy of the state waits at a time
+            self._last_save.result()  # waits: one copy of the state waits at a time (errors are kept by run below)
         self._raise_error()
         held = [_snapshot(checkpoint)]
 
