@@ -14,7 +14,7 @@ from typing import Any
 from jsonargparse import Namespace
 
 from .errors import UsageError
-from .language_model import load_checkpoint
+from .checkpoint_format import load_checkpoint
 
 # Settings that change how a run executes, not what it learns: free to differ, never taken from a checkpoint.
 RUNTIME = {

@@ -24,7 +24,8 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torchmetrics import MeanMetric
 
-from .errors import UsageError, path_error
+from .checkpoint_format import CHECKPOINT_FORMAT, check_format, load_checkpoint
+from .errors import UsageError
 from .host_values import on_host
 from .metrics import BitsPerCharacter
 from .model import ModelConfig, TinyDecoderLM
@@ -34,40 +35,9 @@ from .step_graph import StepGraph, capturable
 from .tokenizer import Tokenizer, tokenizer_from_dict
 from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep, is_logging_step
 
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint layout changes
 # model.compile auto compiles a run planned for at least this many steps: on an H200 compiling the GPU
 # recipe's blocks cost about 15 s and saved about 5 ms per step (bench/RESULTS.md), so it pays back after ~3,000.
 AUTO_COMPILE_STEPS = 3000
-
-
-def _check_format(checkpoint: dict[str, Any], source: str = "This checkpoint") -> None:
-    found = checkpoint.get("ctt_format")
-    if found is None:
-        raise UsageError(f"{source} was not written by this version of ctt (it has no checkpoint format); pass one from `ctt fit`.")
-    if found != CHECKPOINT_FORMAT:
-        raise UsageError(f"{source} has checkpoint format {found!r}, and this version reads {CHECKPOINT_FORMAT}; train a new one.")
-    if "tokenizer" not in checkpoint:
-        raise UsageError(f"{source} holds no tokenizer, so its token ids cannot be read back; it is damaged: use another.")
-
-
-def load_checkpoint(path: Path, label: str, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
-    """A checkpoint written by ``ctt fit``, read with ``weights_only=True`` (tensors and plain data, never code);
-    anything else is a UsageError that names ``path`` as ``label`` (the flag or role it came from) and says why."""
-    if path.is_dir():
-        example = next(iter(sorted(path.glob("*.ckpt"))), None)
-        raise UsageError(f"{label} {path} is a folder; pass a .ckpt file{f' (e.g. {example})' if example else ''}.")
-    if not path.exists():
-        raise UsageError(f"{label} {path} does not exist; pass a .ckpt file written by `ctt fit`.")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except OSError as err:
-        raise path_error(err, label, path, "check the file and its permissions") from err
-    except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise UsageError(f"{path} is not a readable checkpoint ({type(err).__name__}); it may be damaged or not from `ctt fit`.") from err
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
-        raise UsageError(f"{path} is not a checkpoint written by `ctt fit` (it holds no model settings or weights).")
-    _check_format(checkpoint, str(path))
-    return checkpoint
 
 
 class LanguageModel(LightningModule):
@@ -395,7 +365,7 @@ class LanguageModel(LightningModule):
         checkpoint["ctt_format"] = CHECKPOINT_FORMAT
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        _check_format(checkpoint)
+        check_format(checkpoint)
         self._restore_tokenizer(checkpoint)
 
     def _restore_tokenizer(self, checkpoint: dict[str, Any]) -> None:
