@@ -6,7 +6,7 @@
     COST <what> <seconds> <count>               at the end: time in validation and in checkpoint saving
                                                 (what training waited for: checkpoints are written in the background)
 
-bench/quality_bench.py reads VALTIME and PHASE; the rest says where a run's time goes.
+bench/quality_bench.py reads them all into its results.
 """
 
 import time

@@ -13,8 +13,8 @@ from typing import Any
 
 from jsonargparse import Namespace
 
-from .errors import UsageError
 from .checkpoint_format import load_checkpoint
+from .errors import UsageError
 
 # Settings that change how a run executes, not what it learns: free to differ, never taken from a checkpoint.
 RUNTIME = {

@@ -36,7 +36,6 @@ def test_the_callback_state_keeps_model_checkpoints_name(text_dir: Path):
     assert any(key.startswith("ModelCheckpoint{") for key in states) and not any(key.startswith("Checkpoints") for key in states)
 
 
-
 def test_at_a_new_best_last_is_a_second_name_of_the_best_file(text_dir: Path):
     main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.max_steps=8", "--trainer.val_check_interval=4", "--model.lr=3e-3"])
     run = Path("checkpoints/last.ckpt").resolve().parent

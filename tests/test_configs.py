@@ -1,6 +1,10 @@
+import logging
 from pathlib import Path
 
+import torch
 import yaml
+
+from lightning_app.cli import main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 DOWNLOAD = {"data_dir", "download_gutenberg", "gutenberg_ids"}
@@ -21,12 +25,6 @@ def test_the_gpu_recipe_leaves_the_run_length_to_the_corpus():
 
 
 def test_the_gpu_recipe_runs_end_to_end_at_a_tiny_size_on_the_cpu(text_dir, caplog):
-    import logging
-
-    import torch
-
-    from lightning_app.cli import main
-
     tiny = ["--trainer.accelerator=cpu", "--trainer.precision=32", "--model.dim=32", "--model.depth=1", "--model.heads=2",
             "--data.context_len=32", "--data.batch_size=8", "--horizon.passes=1", "--horizon.min_steps=1", "--sample.length=8"]  # fmt: skip
     with caplog.at_level(logging.INFO):
