@@ -1,4 +1,5 @@
 import logging
+import os
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,6 +58,39 @@ def test_compile_auto_compiles_a_gpu_run_long_enough_to_pay_back(device, total, 
     assert module.compiled is compiled
     assert all((block._compiled_call_impl is not None) is compiled for block in module.model.blocks)
     assert f"model.compile auto: {said}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "compile, cuda, started",
+    [(True, False, True), ("auto", True, True), ("auto", False, False), (False, True, False)],
+)
+def test_compile_workers_start_when_the_model_is_made_if_it_may_compile(compile, cuda, started, monkeypatch):
+    calls = []
+    monkeypatch.setattr(language_model, "start_compile_workers", lambda: calls.append(1))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    LanguageModel(compile=compile)
+    assert bool(calls) is started
+
+
+def _compile_workers_running() -> bool:
+    """Whether a child of this process is Inductor's compile-worker pool (read from /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after the name: state, ppid, ...
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:  # the process ended meanwhile
+            continue
+        if ppid == os.getpid() and b"compile_worker" in command:
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc (Linux)")
+def test_compile_workers_run_after_starting_them_where_triton_compiles():
+    from torch.utils._triton import has_triton_package
+
+    language_model.start_compile_workers()
+    assert _compile_workers_running() is has_triton_package()  # Triton (in CUDA builds) compiles in worker processes
 
 
 def _capturable_trainer(**changes: object) -> SimpleNamespace:
