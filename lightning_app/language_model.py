@@ -36,17 +36,17 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep, is_logging_step
 
 # model.compile auto compiles a run planned for at least this many steps: on an H200 compiling the GPU
-# recipe's blocks cost about 15 s and saved about 5 ms per step (bench/RESULTS.md), so it pays back after ~3,000.
+# recipe's blocks cost 12 to 15 s and saved about 5 ms per step (bench/RESULTS.md), so it pays back after ~3,000.
 AUTO_COMPILE_STEPS = 3000
 
 
 def start_compile_workers() -> None:
     """Start torch.compile's kernel-compiling worker processes now, in the background.
 
-    Inductor starts them at the first compiled call, and that call then waits for them: each worker
-    imports torch, about 4 s of a compile's 16 s on an H200 machine. Started while the data is
-    prepared, they are ready when the first step compiles (bench/RESULTS.md). Without Triton (no
-    GPU) Inductor uses no workers, and this does nothing.
+    Inductor starts them at the first compiled call, which then waits for them: their first process
+    imports torch, about 4 s of a 16 s compile on an H200 machine. Started while the data is
+    prepared, they are ready when the first step compiles (bench/RESULTS.md). Without Triton (a
+    PyTorch built for CPUs) Inductor uses no workers, and this does nothing.
     """
     try:
         from torch._inductor.async_compile import maybe_warm_pool
