@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -36,23 +37,28 @@ from .tokenizer import Tokenizer, tokenizer_from_dict
 from .training_guards import LogThroughoutTheRun, StopOnNonFiniteLoss, ValidateAtLastStep, is_logging_step
 
 # model.compile auto compiles a run planned for at least this many steps: on an H200 compiling the GPU
-# recipe's blocks cost 12 to 15 s and saved about 5 ms per step (bench/RESULTS.md), so it pays back after ~3,000.
+# recipe's blocks added 11 to 13 s of start-up and saved about 5 ms per step (bench/RESULTS.md), so it
+# pays back after ~3,000.
 AUTO_COMPILE_STEPS = 3000
+
+log = logging.getLogger(__name__)
 
 
 def start_compile_workers() -> None:
     """Start torch.compile's kernel-compiling worker processes now, in the background.
 
-    Inductor starts them at the first compiled call, which then waits for them: their first process
-    imports torch, about 4 s of a 16 s compile on an H200 machine. Started while the data is
-    prepared, they are ready when the first step compiles (bench/RESULTS.md). Without Triton (a
-    PyTorch built for CPUs) Inductor uses no workers, and this does nothing.
+    PyTorch starts them at the first compiled call and, until they are up (their first process
+    imports torch, about 4 s on an H200 machine), compiles kernels one at a time in the training
+    process. Started while the data is prepared, they are ready when the first step compiles (bench/RESULTS.md).
+    A run that then does not compile leaves them idle until it ends, at no measured cost in time.
+    Without Triton (a PyTorch built for CPUs) PyTorch uses no workers, and this does nothing.
     """
     try:
         from torch._inductor.async_compile import maybe_warm_pool
-    except ImportError:  # a PyTorch without it starts its workers at the first compiled call, as before
-        return
-    maybe_warm_pool()
+
+        maybe_warm_pool()
+    except Exception as err:  # a speed-up only: without it the workers start at the first compiled call, as before
+        log.debug("Could not start torch.compile's workers early: %s", err)
 
 
 class LanguageModel(LightningModule):

@@ -136,16 +136,17 @@ def test_a_missing_device_is_named_before_the_checkpoint_is_read(capsys):
     assert debug.value.__cause__ is not None  # --debug shows torch's own reason as the cause
 
 
-def _default_sigint() -> None:
-    """Ctrl-C as in a terminal: a shell that runs the tests in the background hands SIGINT down ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def test_ctrl_c_keeps_the_text_printed_so_far_and_exits_130(char_ckpt: Path):
     env = subprocess_env()
     command = [sys.executable, "-m", "lightning_app", "generate", f"--ckpt_path={char_ckpt}", "--prompt=It was"]
     command.append("--length=10000000")  # far more than it can write before the signal
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, preexec_fn=_default_sigint)
+    # Ctrl-C as in a terminal: a shell that runs the tests in the background hands SIGINT down ignored,
+    # while a signal with a handler here starts at its default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         seen = b""
         while len(seen) <= len("It was") + 5:
