@@ -88,11 +88,11 @@ def _compile_workers_running() -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads child processes from /proc (Linux)")
 def test_compile_workers_run_after_starting_them_where_triton_compiles():
     from torch._inductor import config
-    from torch._inductor.async_compile import get_compile_threads
     from torch.utils._triton import has_triton_package
 
     # Triton (in CUDA builds) compiles in a pool of worker processes, unless PyTorch's settings say otherwise.
-    settings = get_compile_threads() > 1 and config.worker_start_method == "subprocess" and os.environ.get("TORCH_WARM_POOL", "1") == "1"
+    pool = (config.compile_threads or 1) > 1 and config.worker_start_method == "subprocess"
+    settings = pool and os.environ.get("TORCH_WARM_POOL", "1") == "1"
     language_model.start_compile_workers()
     assert _compile_workers_running() is (has_triton_package() and settings)
 
