@@ -268,9 +268,6 @@ class LinkNewest(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         self._update(trainer)  # the checkpoint callback saves after this callback's hooks: link on the next one
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._update(trainer)
-
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # After the strategy's teardown, which waits for a checkpoint plugin that saves in the background.
         wait_for_checkpoints(trainer, raise_error=False)  # ctt's own writer: not every strategy waits for it
