@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from lightning_app.cli import main
+from lightning_app.cli import TrainerCLI, main
 from lightning_app.errors import UsageError
 from lightning_app.language_model import LanguageModel
 
@@ -64,6 +64,24 @@ def test_scoring_needs_a_checkpoint_and_predict_is_not_offered(subcommand: str, 
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err and exit_.value.code == (2 if subcommand == "predict" else 1)
     assert ("invalid choice: 'predict'" if subcommand == "predict" else "pass --ckpt_path") in err
+
+
+@pytest.mark.parametrize(
+    ("args", "built"),
+    [(["fit", "--print_config"], ["fit"]), (["validate", "--help"], ["validate"]), (["fti"], ["fit", "validate", "test"])],
+)
+def test_a_named_subcommand_builds_only_its_own_parser(args: list[str], built: list[str], monkeypatch, capsys):
+    seen = []
+    prepare = TrainerCLI._prepare_subcommand_parser
+
+    def spy(self, klass, subcommand, **kwargs):
+        seen.append(subcommand)
+        return prepare(self, klass, subcommand, **kwargs)
+
+    monkeypatch.setattr(TrainerCLI, "_prepare_subcommand_parser", spy)
+    with pytest.raises(SystemExit):  # --print_config and --help exit when done; a misspelt name is an error
+        main(args)
+    assert seen == built
 
 
 def test_checkpoint_loads_without_arguments(text_dir: Path):
