@@ -115,7 +115,7 @@ class Horizon(Callback):
         self.stalled += 1
         if self.patience and self.stalled >= self.patience and self.cooldown_at is None:
             end = pl_module.schedule.decay_now(trainer.global_step)
-            if end is None:  # the planned decay has begun already: it runs its course
+            if end is None:  # still warming up (tried again at the next validation), or the planned decay has begun
                 return
             self.cooldown_at, self.max_steps = trainer.global_step, end
             trainer.fit_loop.epoch_loop.max_steps = end

@@ -40,13 +40,13 @@ class LearningRateSchedule:
         return self.floor + (1 - self.floor) * (1 - progress)
 
     def planned_start(self, total: int) -> int:
-        """The step at which a wsd run of ``total`` steps begins its decay."""
-        return total - round(self.decay_fraction * total)
+        """The step at which a wsd run of ``total`` steps begins its decay: never inside the warmup."""
+        return max(self.warmup, total - round(self.decay_fraction * total))
 
     def decay_now(self, step: int) -> int | None:
         """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run, and return the new last step;
-        None (nothing changes) when the decay has begun already, or is planned to begin by then."""
-        if self.decay_start is not None or (self.total and step >= self.planned_start(self.total)):
+        None (nothing changes) during the warmup, or when the decay has begun already or is planned to begin by then."""
+        if step < self.warmup or self.decay_start is not None or (self.total and step >= self.planned_start(self.total)):
             return None
         self.decay_start = step
         self.total = step + max(1, round(step * self.decay_fraction / (1 - self.decay_fraction)))

@@ -35,6 +35,20 @@ def test_decay_now_inside_the_planned_decay_changes_nothing():
     assert schedule.decay_now(800) is None and schedule.decay_start is None and schedule.total == 1000
 
 
+def test_decay_now_waits_for_the_end_of_the_warmup():
+    schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=1000)
+    assert schedule.decay_now(50) is None and schedule.total == 1000  # the rate is still rising: no decay from there
+    assert schedule.decay_now(100) == 143 and schedule(143) == 0.0
+
+
+def test_a_run_shorter_than_its_warmup_plus_decay_decays_after_the_warmup():
+    schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=120)
+    assert schedule.planned_start(120) == 100
+    factors = [schedule(s) for s in range(95, 121)]
+    assert factors == sorted(factors[:5]) + sorted(factors[5:], reverse=True)  # up to the peak, then only down
+    assert schedule(100) == 1.0 and schedule(110) == pytest.approx(0.5) and schedule(120) == 0.0
+
+
 def test_decay_now_without_a_planned_end_ends_the_run_after_the_decay():
     schedule = LearningRateSchedule("wsd", warmup=0, floor=0.0, decay_fraction=0.5)  # no end known (total 0)
     assert schedule.decay_now(300) == 600 and schedule(450) == 0.5
