@@ -46,7 +46,8 @@ class LearningRateSchedule:
     def decay_now(self, step: int) -> int | None:
         """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run, and return the new last step;
         None (nothing changes) during the warmup, or when the decay has begun already or is planned to begin by then."""
-        if step < self.warmup or self.decay_start is not None or (self.total and step >= self.planned_start(self.total)):
+        planned = self.total and step >= self.planned_start(self.total)
+        if step < self.warmup or self.decay_start is not None or planned:
             return None
         self.decay_start = step
         self.total = step + max(1, round(step * self.decay_fraction / (1 - self.decay_fraction)))
