@@ -6,7 +6,9 @@ end, on a larger one it stops while still learning. ``Horizon`` sizes the run fr
 - the budget: ``passes`` passes over the training tokens, at most ``tokens_per_param`` tokens per
   model parameter (about 20 is the compute-optimal ratio of Hoffmann et al., 2022), and at least
   ``min_steps``; it applies when the trainer has no limit of its own (``trainer.max_epochs -1`` and
-  no ``trainer.max_steps``): a limit the user sets always wins;
+  no ``trainer.max_steps``): a limit the user sets wins, except over a resumed run whose early decay
+  has begun, which ends where its decay does (the learning rate is at its floor after that); a
+  resumed run keeps the budget it started with;
 - validation ``checks`` times over the run (when the trainer validates by steps and
   ``trainer.val_check_interval`` is not a step count of its own);
 - with ``patience``: when ``patience`` validations in a row bring no new best ``val_bpc``, the
@@ -34,7 +36,7 @@ class Horizon(Callback):
             passes: Passes over the training tokens to budget when the trainer has no limit (trainer.max_epochs -1, no trainer.max_steps); 0 turns the budget off.
             tokens_per_param: At most this many training tokens per model parameter (caps the budget on large corpora).
             min_steps: At least this many steps (floors the budget on tiny corpora).
-            checks: Validations over the run (with trainer.check_val_every_n_epoch null), unless trainer.val_check_interval is a step count.
+            checks: Validations over the run (with horizon.passes > 0 and trainer.check_val_every_n_epoch null), unless trainer.val_check_interval is a step count.
             patience: Validations without a new best val_bpc after which the learning rate decays (model.schedule wsd) and the run ends; 0 turns it off.
         """
         for name, value in (("passes", passes), ("tokens_per_param", tokens_per_param), ("min_steps", min_steps), ("checks", checks), ("patience", patience)):
@@ -55,7 +57,8 @@ class Horizon(Callback):
         users_limit = trainer.max_steps > 0 or trainer.max_epochs not in (None, -1)
         if users_limit and self.cooldown_at is None:
             self.max_steps = None  # a limit given now (also when resuming a budgeted run) wins over the budget
-        elif self.max_steps is None and self.passes:
+        resumed = self.max_steps is not None  # restored from the checkpoint, whatever horizon.* says now
+        if not users_limit and not resumed and self.passes:
             self.max_steps = self._budget(trainer, pl_module)
         if self.max_steps is not None:  # a budget, or an end moved by an early decay (restored on resume)
             trainer.fit_loop.epoch_loop.max_steps = self.max_steps
@@ -66,7 +69,7 @@ class Horizon(Callback):
         if validates_by_step and not isinstance(trainer.val_check_interval, int) and math.isfinite(total):
             # val_check_batch counts batches, the run optimizer steps.
             trainer.val_check_batch = max(1, int(total) // self.checks) * trainer.accumulate_grad_batches
-        rank_zero_info(f"Run length: {self._plan(trainer, pl_module)}.")
+        rank_zero_info(f"Run length: {self._plan(trainer, pl_module, resumed)}.")
 
     def _tokens(self, trainer: Trainer) -> tuple[int, int]:
         """Training tokens in the corpus, and tokens consumed per optimizer step (all devices)."""
@@ -74,13 +77,17 @@ class Horizon(Callback):
         per_step = data.hparams.batch_size * data.hparams.context_len * trainer.world_size * trainer.accumulate_grad_batches
         return len(data.train_set.tokens), per_step
 
-    def _budget(self, trainer: Trainer, pl_module: LightningModule) -> int:
+    def _steps_for_tokens(self, trainer: Trainer, pl_module: LightningModule) -> int:
+        """Steps for the smaller of ``passes`` passes and ``tokens_per_param`` tokens per parameter."""
         corpus, per_step = self._tokens(trainer)
-        params = sum(p.numel() for p in pl_module.parameters())
-        tokens = min(self.passes * corpus, self.tokens_per_param * params)
-        return max(self.min_steps, math.ceil(tokens / per_step))
+        # Counted when the network was built: under FSDP pl_module.parameters() holds one rank's shard.
+        tokens = min(self.passes * corpus, self.tokens_per_param * pl_module.parameter_count)
+        return math.ceil(tokens / per_step)
 
-    def _plan(self, trainer: Trainer, pl_module: LightningModule) -> str:
+    def _budget(self, trainer: Trainer, pl_module: LightningModule) -> int:
+        return max(self.min_steps, self._steps_for_tokens(trainer, pl_module))
+
+    def _plan(self, trainer: Trainer, pl_module: LightningModule, resumed: bool) -> str:
         corpus, per_step = self._tokens(trainer)
         total, hp = trainer.estimated_stepping_batches, pl_module.hparams
         if not math.isfinite(total):
@@ -88,13 +95,18 @@ class Horizon(Callback):
         steps = int(total)
         if self.max_steps is None:
             length = f"{steps:,} steps, as the trainer's max_steps or max_epochs say"
+        elif resumed:
+            length = f"{steps:,} steps, kept from the run being resumed"
         else:
-            floor = f", raised to horizon.min_steps {self.min_steps:,}" if steps == self.min_steps else ""
+            raised = self._steps_for_tokens(trainer, pl_module) < self.min_steps
+            floor = f", raised to horizon.min_steps {self.min_steps:,}" if raised else ""
             length = (
                 f"{steps:,} steps ({steps * per_step / corpus:.1f} passes over {corpus:,} training tokens, {per_step:,} per step; "
                 f"at most {self.passes:g} passes and {self.tokens_per_param:g} tokens per parameter{floor})"
             )
-        if hp.schedule == "wsd":
+        if self.cooldown_at is not None:  # a resumed run whose early decay has begun
+            schedule = f"a linear decay from step {self.cooldown_at:,}, begun early when validation stopped improving"
+        elif hp.schedule == "wsd":
             schedule = f"peak learning rate until step {pl_module.schedule.planned_start(steps):,}, then a linear decay"
         else:
             schedule = f"{hp.schedule} schedule"
@@ -102,7 +114,9 @@ class Horizon(Callback):
             validation = "validation on the trainer's clock"
         else:
             validation = f"validation every {trainer.val_check_batch // trainer.accumulate_grad_batches:,} steps"
-        early = f"; the decay starts early after {self.patience} validations without a new best val_bpc" if self.patience else ""
+        early = f"; the decay starts early after {self.patience} validations without a new best val_bpc"
+        if not self.patience or self.cooldown_at is not None:
+            early = ""
         return f"{length}; {schedule}; {validation}{early}"
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

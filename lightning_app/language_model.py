@@ -129,6 +129,7 @@ class LanguageModel(LightningModule):
         if compile is True or (compile == "auto" and torch.cuda.is_available()):
             start_compile_workers()
         self.model: TinyDecoderLM | None = None
+        self.parameter_count = 0  # the network's, set when it is built
         self.compiled = False
         self.tokenizer: Tokenizer | None = None
         self.register_buffer("nonfinite", torch.zeros((), dtype=torch.bool), persistent=False)
@@ -138,6 +139,7 @@ class LanguageModel(LightningModule):
         hp = self.hparams
         self.tokenizer = tokenizer
         self.model = TinyDecoderLM(dataclasses.replace(self.config, vocab_size=tokenizer.vocab_size))
+        self.parameter_count = sum(p.numel() for p in self.model.parameters())  # before any strategy shards them
         if hp.compile is True:
             self._compile()
         chars = torch.from_numpy(tokenizer.chars_per_token())
@@ -160,7 +162,7 @@ class LanguageModel(LightningModule):
             self._build(datamodule.tokenizer)
             c = self.model.config
             rank_zero_info(
-                f"Model: {sum(p.numel() for p in self.model.parameters()):,} parameters ({c.depth} blocks of "
+                f"Model: {self.parameter_count:,} parameters ({c.depth} blocks of "
                 f"{c.dim} channels, {c.heads} heads, {c.pos_encoding} positions, vocabulary of {c.vocab_size})."
             )
 

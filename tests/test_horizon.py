@@ -35,6 +35,30 @@ def test_the_budget_comes_from_the_corpus_and_is_printed(text_dir: Path, caplog)
     assert f"Stopped at step {expected:,}: the budgeted run is complete" in caplog.text
 
 
+def test_a_budget_below_min_steps_is_raised_and_says_so(text_dir: Path, caplog):
+    with caplog.at_level(logging.INFO):
+        checkpoint = fit(text_dir, *UNLIMITED, "--horizon.passes=0.01", "--horizon.min_steps=12")
+    assert checkpoint["global_step"] == 12 and "12 steps (" in caplog.text and "raised to horizon.min_steps 12" in caplog.text
+
+
+def test_the_budget_is_counted_from_the_whole_network(text_dir: Path, caplog):
+    # The per-parameter cap binds: the budget follows the count taken when the network was built.
+    with caplog.at_level(logging.INFO):
+        checkpoint = fit(text_dir, *UNLIMITED, "--horizon.passes=1000", "--horizon.tokens_per_param=0.5", "--horizon.min_steps=1")
+    params = int(re.search(r"Model: ([\d,]+) parameters", caplog.text)[1].replace(",", ""))
+    assert checkpoint["global_step"] == math.ceil(0.5 * params / (8 * 32))
+    assert "raised to" not in caplog.text
+
+
+def test_a_resumed_run_keeps_its_budget_and_says_so(text_dir: Path, caplog):
+    first = fit(text_dir, *UNLIMITED, "--horizon.passes=1", "--horizon.min_steps=1")
+    budget = first["callbacks"]["Horizon"]["max_steps"]
+    with caplog.at_level(logging.INFO):
+        again = fit(text_dir, *UNLIMITED, "--horizon.passes=2", "--horizon.min_steps=1", "--ckpt_path=last")
+    assert again["callbacks"]["Horizon"]["max_steps"] == budget and again["global_step"] == budget
+    assert f"Run length: {budget:,} steps, kept from the run being resumed;" in caplog.text
+
+
 def test_a_limit_of_the_users_own_wins(text_dir: Path, caplog):
     with caplog.at_level(logging.INFO):
         checkpoint = fit(text_dir, "--trainer.max_steps=7", "--horizon.passes=50")
