@@ -277,7 +277,7 @@ def _run(args: list[str]) -> None:
                 for name, description in SUBCOMMANDS.items()
                 if name in names
             },
-        },  # main reports a wrong flag in one line, not after the whole usage
+        },
     )
 
 
