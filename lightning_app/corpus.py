@@ -1,8 +1,9 @@
 """Reading a text corpus: the ``.txt`` files of a folder, cleaned of Project Gutenberg boilerplate.
 
 Cleaning drops a byte-order mark, turns CRLF (and lone CR) into LF, and keeps only the text
-between a Gutenberg START and END marker when the file has them; files without markers are
-kept whole.
+between Gutenberg's START and END markers when the file has them (each book's, when several books
+were joined into one file); files without markers are kept whole. UTF-16 files (with their
+byte-order mark, as Windows Notepad saves "Unicode") are read as such.
 """
 
 from __future__ import annotations
@@ -33,21 +34,29 @@ def normalize(text: str) -> str:
 
 
 def strip_gutenberg(text: str) -> str:
-    """Keep the book between Gutenberg's START and END markers (the whole text if it has none)."""
+    """Keep each book between Gutenberg's START and END markers, one after another (the whole text if it has none)."""
     text = normalize(text)
-    start = _START.search(text)
-    if start:
-        text = text[start.end() :]
-    end = _END.search(text)
-    if end:
-        text = text[: end.start()]
-        text = _END_LINE.sub("", text.rstrip())
-    return text.lstrip("\n").rstrip() + "\n" if (start or end) else text
+    books, rest = [], text
+    # A START opens a book; an END without a START before it closes the first one.
+    while (start := _START.search(rest)) or (not books and _END.search(rest)):
+        body = rest[start.end() :] if start else rest
+        end = _END.search(body)
+        book = _END_LINE.sub("", body[: end.start()].rstrip()) if end else body
+        books.append(book.lstrip("\n").rstrip())
+        rest = body[end.end() :] if end else ""
+    return "\n\n".join(books) + "\n" if books else text
 
 
 def text_files(data_dir: Path) -> list[Path]:
-    """Every ``.txt`` file under ``data_dir``, in a deterministic (sorted) order."""
-    return sorted(p for p in data_dir.rglob("*.txt") if p.is_file())
+    """Every ``.txt`` file under ``data_dir``, in a deterministic (sorted) order.
+
+    Hidden files and folders are left out: editors' and notebooks' copies (``.ipynb_checkpoints``)
+    would put the same text in both splits.
+    """
+    def hidden(path: Path) -> bool:
+        return any(part.startswith(".") for part in path.relative_to(data_dir).parts)
+
+    return sorted(p for p in data_dir.rglob("*.txt") if p.is_file() and not hidden(p))
 
 
 def read_bytes(path: Path) -> bytes:
@@ -62,6 +71,8 @@ def read_document(path: Path, warn: Callable[[str], None] = log.warning) -> str:
     """One cleaned document. Bytes that are not UTF-8 become U+FFFD, with a warning naming the file;
     a binary file (NUL bytes) is refused."""
     raw = read_bytes(path)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark: NUL bytes are expected
+        return strip_gutenberg(raw.decode("utf-16", errors="replace"))
     if b"\x00" in raw[:65536]:
         raise UsageError(f"{path} looks binary (it holds NUL bytes), not text; remove it from data.data_dir.")
     try:

@@ -45,6 +45,15 @@ def test_strip_end_line_wrapped_onto_two_lines():
     assert strip_gutenberg(book) == "Body text.\n"
 
 
+def test_every_book_of_a_joined_file_is_kept():
+    second = BOOK.replace("TEST", "OTHER").replace("Call me Ishmael.", "It was the best of times.")
+    assert strip_gutenberg(BOOK + second) == "Chapter 1\nCall me Ishmael.\n\nChapter 1\nIt was the best of times.\n"
+
+
+def test_an_end_marker_alone_closes_the_text():
+    assert strip_gutenberg("Body.\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\nLicense\n") == "Body.\n"
+
+
 def test_text_without_markers_is_kept_whole():
     assert strip_gutenberg("just text\r\n") == "just text\n"
 
@@ -53,6 +62,18 @@ def test_files_sorted_recursive_and_only_txt(text_dir: Path):
     (text_dir / "sub").mkdir()
     (text_dir / "sub" / "c.txt").write_text("more")
     assert [p.name for p in text_files(text_dir)] == ["a.txt", "b.txt", "c.txt"]
+
+
+def test_hidden_files_and_folders_are_left_out(text_dir: Path):
+    (text_dir / ".ipynb_checkpoints").mkdir()
+    (text_dir / ".ipynb_checkpoints" / "a-checkpoint.txt").write_text("a copy")
+    (text_dir / ".notes.txt").write_text("hidden")
+    assert [p.name for p in text_files(text_dir)] == ["a.txt", "b.txt"]
+
+
+def test_utf16_text_is_read(tmp_path: Path):
+    (tmp_path / "notepad.txt").write_bytes("Caf\u00e9 au lait\r\n".encode("utf-16"))  # with its byte-order mark
+    assert read_document(tmp_path / "notepad.txt") == "Caf\u00e9 au lait\n"
 
 
 def test_read_document_cleans(text_dir: Path):
