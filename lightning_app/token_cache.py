@@ -30,7 +30,7 @@ from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, id
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # bump when cleaning or tokenizing changes what a corpus turns into
+CACHE_VERSION = 3  # bump when cleaning or tokenizing changes what a corpus turns into
 DOCUMENT_SEPARATOR = "\n\n"
 
 
