@@ -174,7 +174,7 @@ class TrainerCLI(LightningCLI):
         else:
             self.run = self.folders.create(name, checkpoints=subcommand == "fit")
         # removed with the run's folders if the run writes nothing there
-        self.run.created[:0] = probe_writable(Path(config.data.cache_dir), "data.cache_dir")
+        self.run.created[:0] = probe_writable(Path(config.data.cache_dir).expanduser(), "data.cache_dir")
         if resumed_run is not None:
             log.info("Resuming run %s at step %d from %s.", self.run.checkpoint_dir, self.resumed.global_step, self.resumed.path)
         elif self.resumed is not None:

@@ -172,8 +172,13 @@ class TextDataModule(LightningDataModule):
     def _resolve_data_dir(self) -> Path | None:
         """The folder to read, or None for the embedded corpus (only when the user named no folder)."""
         data_dir = self.hparams.data_dir
+        if data_dir is None and self.hparams.download_gutenberg and DEFAULT_DATA_DIR.is_file():
+            raise UsageError(
+                f"The default data folder ./{DEFAULT_DATA_DIR} is a file, so the books cannot be downloaded there; "
+                "move it or set data.data_dir."
+            )
         if data_dir is not None:
-            path = Path(data_dir)
+            path = Path(data_dir).expanduser()
             if path.is_file():
                 raise UsageError(f"data.data_dir {path} is a file; point it at the folder of .txt files that holds it.")
             if not self.hparams.download_gutenberg:
@@ -213,7 +218,7 @@ class TextDataModule(LightningDataModule):
 
     def _load(self) -> TokenizedCorpus:
         hp = self.hparams
-        return load_or_build(self.data_dir, hp.vocab, Path(hp.cache_dir), hp.bpe_vocab_size, hp.val_fraction)
+        return load_or_build(self.data_dir, hp.vocab, Path(hp.cache_dir).expanduser(), hp.bpe_vocab_size, hp.val_fraction)
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:

@@ -28,6 +28,7 @@ from urllib3.util.retry import Retry
 from .atomic_file import remove_leftovers, write_atomically
 from .corpus import START_MARKER
 from .credentials import mask_credentials
+from .errors import path_error
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,10 @@ def download_books(
     missing = [(ebook_id, path) for ebook_id, path in zip(ids, paths) if not path.exists()]
     if not missing:
         return paths  # nothing to fetch, so no session and no network
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise path_error(err, "The download folder", data_dir, "choose another data.data_dir") from err
     log.info("Downloading %d of %d Project Gutenberg books into %s", len(missing), len(ids), data_dir)
     with _session(retries, backoff) as session:
         for n, (ebook_id, path) in enumerate(missing, 1):

@@ -69,6 +69,23 @@ def test_default_uses_dot_data_when_it_holds_text():
     assert dm.data_dir == Path("data")
 
 
+def test_a_home_relative_folder_is_expanded(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "x.txt").write_text("hello world, " * 200)
+    dm = TextDataModule(data_dir="~/books", cache_dir="~/cache", context_len=8, batch_size=2)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert dm.data_dir == tmp_path / "books" and any((tmp_path / "cache").glob("*.bin")) and not Path("~").exists()
+
+
+def test_downloading_into_a_default_folder_that_is_a_file_is_an_error():
+    Path("data").write_text("not a folder")
+    with pytest.raises(UsageError, match="The default data folder ./data is a file"):
+        TextDataModule(download_gutenberg=True).prepare_data()
+    assert Path("data").read_text() == "not a folder"
+
+
 def test_construction_touches_no_files(tmp_path: Path):
     dm = TextDataModule(data_dir=str(tmp_path / "not-yet"))  # may be made later, e.g. by a download step
     assert dm.data_dir is None and dm.stride == dm.hparams.context_len and dm.hparams.stride is None

@@ -23,6 +23,7 @@ import requests
 import torch
 from urllib3.response import HTTPResponse
 
+from lightning_app.errors import UsageError
 from lightning_app.gutenberg import DownloadError, book_path, book_url, download_books
 
 from .conftest import BOOK_FOLDERS, FIXTURE_BOOKS, books_by_id
@@ -144,6 +145,12 @@ def fetch(server: Mirror, data_dir: Path, ids: list[int], **kwargs) -> list[Path
 
 def with_password(url: str, password: str = PASSWORD) -> str:
     return url.replace("://", f"://{USER}:{password}@", 1)
+
+
+def test_a_download_folder_that_cannot_be_made_is_an_error(tmp_path: Path):
+    (tmp_path / "f").write_text("a file")
+    with pytest.raises(UsageError, match=r"The download folder .*f/books cannot be used: .*; choose another data.data_dir"):
+        download_books([1], tmp_path / "f" / "books", mirror="http://127.0.0.1:9")
 
 
 def test_book_url_and_path():
