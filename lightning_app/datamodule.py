@@ -82,10 +82,13 @@ class ShardInOrder(DistributedSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader that remembers how many batches of the epoch it served, so a resumed run skips them.
+    """A DataLoader that remembers how much of the epoch it served, so a resumed run skips it.
 
     Lightning saves ``state_dict()`` in every checkpoint and calls ``load_state_dict()`` on resume;
     with a sampler seeded by (seed, epoch) the skipped batches are exactly those already trained on.
+    The count is kept in windows of the whole run: the ranks together take the seeded permutation
+    from its start, so a run resumed on another number of devices skips the same windows (to within
+    one batch per device).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,11 +105,18 @@ class ResumableDataLoader(DataLoader):
             self._served += 1
             yield batch
 
+    def _windows_per_batch(self) -> int:
+        """Windows that one batch on every rank takes from the epoch's permutation."""
+        return self.batch_size * getattr(self.sampler, "num_replicas", 1)
+
     def state_dict(self) -> dict[str, int]:
-        return {"batches_served": self._served}
+        return {"batches_served": self._served, "windows_served": self._served * self._windows_per_batch()}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self._to_skip = state["batches_served"]
+        if "windows_served" in state:
+            self._to_skip = state["windows_served"] // self._windows_per_batch()
+        else:  # a checkpoint written before the count was kept in windows
+            self._to_skip = state["batches_served"]
 
 
 class TextDataModule(LightningDataModule):

@@ -4,10 +4,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DistributedSampler
 
 from lightning.pytorch.strategies import FSDPStrategy
 
-from lightning_app.datamodule import LMSequenceDataset, TextDataModule
+from lightning_app.datamodule import LMSequenceDataset, ResumableDataLoader, TextDataModule
 from lightning_app.errors import UsageError
 
 
@@ -189,3 +190,30 @@ def test_a_plain_ddp_trainer_keeps_the_datamodules_own_shards(text_dir: Path):
     dm.setup("fit")
     for loader in (dm.train_dataloader(), dm.val_dataloader()):
         assert not trainer._data_connector._requires_distributed_sampler(loader)
+
+
+def _loader(world: int, rank: int) -> ResumableDataLoader:
+    sampler = DistributedSampler(range(96), num_replicas=world, rank=rank, shuffle=True, seed=3, drop_last=True)
+    return ResumableDataLoader(range(96), batch_size=4, sampler=sampler, drop_last=True)
+
+
+@pytest.mark.parametrize("world", [1, 2, 4])
+def test_a_resumed_epoch_skips_what_was_trained_on_any_number_of_devices(world: int):
+    first = _loader(1, 0)
+    batches = iter(first)
+    seen = [int(i) for _ in range(6) for i in next(batches)]  # 6 batches of 4 windows on one device
+    state = first.state_dict()
+    rest = []
+    for rank in range(world):
+        resumed = _loader(world, rank)
+        resumed.load_state_dict(state)
+        rest += [int(i) for batch in resumed for i in batch]
+    repeated = 24 % (4 * world)  # whole batches on every rank: part of one batch per device is trained on again
+    assert len(set(seen) & set(rest)) == repeated and len(rest) == 96 - 24 + repeated
+    assert set(seen) | set(rest) == set(range(96))  # nothing of the epoch is lost
+
+
+def test_a_checkpoint_that_counts_batches_still_resumes():
+    loader = _loader(1, 0)
+    loader.load_state_dict({"batches_served": 5})
+    assert len(list(loader)) == 96 // 4 - 5
