@@ -104,6 +104,8 @@ class StopOnSignal(Callback):
             wait_for_checkpoints(trainer)  # an earlier save's error is its own, not last.ckpt's
         except Exception as err:
             log.error("A checkpoint could not be written: %s", err)
+        # Recorded before the save, which stores it: a resumed run then writes last.ckpt again, not last-v1.ckpt.
+        checkpoint.last_model_path = path
         try:
             trainer.save_checkpoint(path, weights_only=False)
             wait_for_checkpoints(trainer)  # written in the background: on disk before the message says so
@@ -111,7 +113,6 @@ class StopOnSignal(Callback):
             if trainer.is_global_zero:
                 log.error("Stopped by %s at step %d; last.ckpt could not be saved (%s).", name, trainer.global_step, err)
             return
-        checkpoint.last_model_path = path
         shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
         if trainer.is_global_zero:
             log.error("Stopped by %s at step %d; resume with --ckpt_path %s (or --ckpt_path last).", name, trainer.global_step, shown)

@@ -83,6 +83,15 @@ def test_a_stop_signal_saves_the_step_says_how_to_resume_and_exits_non_zero(stra
     assert not (tmp_path / "lightning_logs/version_1").exists() and not (tmp_path / "checkpoints/version_1").exists()
 
 
+def test_a_run_stopped_before_its_first_validation_keeps_writing_last_ckpt(straight: dict, tmp_path: Path):
+    probe = ["--trainer.callbacks+=tests.signal_probes.SignalAtStep", "--trainer.callbacks.step=2", f"--trainer.callbacks.signum={signal.SIGTERM}"]
+    assert ctt(tmp_path, straight["text_dir"], *probe).returncode == 143
+    resumed = ctt(tmp_path, straight["text_dir"], "--ckpt_path=last")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # The resumed run wrote last.ckpt itself (not last-v1.ckpt), so a later --ckpt_path last finds its end.
+    assert last(tmp_path)["global_step"] == 16 and not list((tmp_path / "checkpoints/version_0").glob("last-v*"))
+
+
 TINY = [*ARGS, "--trainer.max_epochs=1", "--trainer.limit_train_batches=4"]  # one validation, at step 4
 
 
