@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,8 @@ class GenerateOptions(SamplingOptions):
             self.prompt = SamplingOptions.prompt
         if self.num_samples < 1:
             raise ValueError(f"--num_samples must be >= 1, got {self.num_samples}.")
+        if self.seed is not None and not 0 <= self.seed <= 2**63 - self.num_samples:
+            raise ValueError(f"--seed must be between 0 and 2**63 - num_samples, got {self.seed}.")
         super().__post_init__()
 
 
@@ -95,6 +99,7 @@ def generate(options: GenerateOptions, out: TextIO) -> None:
     """Write ``options.num_samples`` samples to ``out``, each as it is produced."""
     device = _device(options.device)
     lm = LanguageModel.from_checkpoint(options.ckpt_path, map_location=device)
+    lm.tokenizer.encode(options.prompt)  # a prompt the vocabulary cannot hold is refused before anything is written
     first_seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
 
     def write(text: str) -> None:
@@ -125,3 +130,6 @@ def generate_command(args: list[str]) -> None:
     except KeyboardInterrupt:
         print("\nInterrupted: the text above is what was generated.", file=sys.stderr, flush=True)
         sys.exit(130)
+    except BrokenPipeError:  # the reader went away (`ctt generate ... | head`): stop quietly, as shell tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush must not fail again
+        sys.exit(128 + signal.SIGPIPE)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from .errors import UsageError, path_error
+
 log = logging.getLogger(__name__)
 
 MATPLOTLIB_MISSING = (
@@ -68,7 +70,10 @@ def plot_run(run_dir: str | Path) -> Path:
         lr_ax.set_ylabel("learning rate")
     ax.legend(handles=handles, loc="upper right")
     png = run_dir / "bpc.png"
-    fig.savefig(png, dpi=100)
+    try:
+        fig.savefig(png, dpi=100)
+    except OSError as err:
+        raise path_error(err, "The plot", png, "make the run's folder writable, or free space") from err
     return png
 
 
@@ -82,7 +87,7 @@ class PlotMetrics(Callback):
         trainer.logger.save()  # flush rows still buffered in the CSV writer
         try:
             print(f"BPC plot: {plot_run(log_dir)}", flush=True)
-        except (RuntimeError, ValueError) as err:  # a missing plot is never worth failing a finished run
+        except (RuntimeError, ValueError, UsageError) as err:  # a missing plot is never worth failing a finished run
             log.info("No BPC plot: %s", err)
 
 

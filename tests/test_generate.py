@@ -107,6 +107,12 @@ def test_unknown_characters_are_named(char_ckpt: Path, capsys):
     assert "'Ωλ'" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--prompt=Ωλ")
 
 
+def test_a_prompt_the_vocabulary_cannot_hold_writes_nothing(char_ckpt: Path, capsys):
+    with pytest.raises(SystemExit):
+        generate(f"--ckpt_path={char_ckpt}", "--prompt=It Ω", "--num_samples=2")
+    assert capsys.readouterr().out == ""  # no sample header, no prompt
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -125,6 +131,8 @@ def test_prompt_file_mistakes(char_ckpt: Path, capsys, setup, args, message):
 def test_sampling_mistakes_name_the_flag(char_ckpt: Path, capsys):
     assert "--top_p must be in (0, 1], got 0.0" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--top_p=0")
     assert "--num_samples must be >= 1" in error_line(capsys, f"--ckpt_path={char_ckpt}", "--num_samples=0")
+    for seed in ("-1", str(2**63)):
+        assert "--seed must be between 0 and 2**63" in error_line(capsys, f"--ckpt_path={char_ckpt}", f"--seed={seed}")
 
 
 def test_a_missing_device_is_named_before_the_checkpoint_is_read(capsys):
@@ -186,3 +194,16 @@ def test_pickled_code_is_refused(capsys):
 
     torch.save({"x": Evil()}, "evil.ckpt")
     assert "not a readable checkpoint" in error_line(capsys, "--ckpt_path=evil.ckpt")
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(char_ckpt: Path):
+    command = [sys.executable, "-m", "lightning_app", "generate", f"--ckpt_path={char_ckpt}", "--prompt=It was", "--length=10000000"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    try:
+        assert os.read(proc.stdout.fileno(), 20)  # like `ctt generate ... | head -c 20`
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGPIPE and err.decode().strip() == ""
+

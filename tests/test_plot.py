@@ -9,6 +9,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
 
+from lightning_app.errors import UsageError
 from lightning_app.plot import PlotMetrics, plot_command, plot_run
 
 # What CSVLogger writes with LearningRateMonitor: train and val rows are separate lines with empty cells.
@@ -49,6 +50,13 @@ def test_missing_metrics_names_the_path_and_the_folder_to_pass(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="holds metrics.csv") as err:
         plot_run(tmp_path)
     assert str(tmp_path / "metrics.csv") in str(err.value) and "lightning_logs/version_0" in str(err.value)
+
+
+def test_a_plot_that_cannot_be_written_is_one_clear_error(tmp_path: Path):
+    (tmp_path / "metrics.csv").write_text(METRICS_CSV)
+    (tmp_path / "bpc.png").mkdir()  # in the way of the file
+    with pytest.raises(UsageError, match=r"The plot .*bpc.png cannot be used: .*; make the run's folder writable"):
+        plot_run(tmp_path)
 
 
 def test_csv_without_bpc_is_a_value_error(tmp_path: Path):
