@@ -250,7 +250,10 @@ def keep_metrics(trainer: Trainer, before_step: int) -> None:
 
 class LinkNewest(Callback):
     """Keeps links in ``checkpoint.dirpath`` to the newest run's checkpoints: ``model.ckpt`` to the best model
-    saved most recently by any run, ``last.ckpt`` to the latest checkpoint."""
+    saved most recently by any run, ``last.ckpt`` to the latest checkpoint (whatever names the run's files have:
+    a ``checkpoint.filename`` with the step in it, or ``model-v1.ckpt`` under ``checkpoint.save_top_k``)."""
+
+    LINKS = {"best_model_path": "model.ckpt", "last_model_path": "last.ckpt"}
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -259,11 +262,11 @@ class LinkNewest(Callback):
     def _update(self, trainer: Trainer) -> None:
         if not trainer.is_global_zero:
             return
-        for kind in ("best_model_path", "last_model_path"):
+        for kind, name in self.LINKS.items():
             target = getattr(trainer.checkpoint_callback, kind, "")
             if target and target != self._linked.get(kind) and Path(target).is_file():
                 self._linked[kind] = target
-                _link(self.root / Path(target).name, Path(target))
+                _link(self.root / name, Path(target))
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
         self._update(trainer)  # the checkpoint callback saves after this callback's hooks: link on the next one

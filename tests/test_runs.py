@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from jsonargparse import Namespace
 
+from lightning_app.cli import main
 from lightning_app.errors import UsageError
 from lightning_app.runs import LAST, RunFolders, probe_writable
 
@@ -101,3 +102,15 @@ def test_runs_started_together_never_share_a_folder(text_dir: Path, tmp_path: Pa
             steps = [row["step"] for row in csv.DictReader(f) if row["train_bpc"]]
         assert steps == ["0", "1", "2"]
     assert lrs == {"0.001", "0.002"}
+
+
+@pytest.mark.parametrize("flags", [["--checkpoint.filename=model-{step}"], ["--checkpoint.save_top_k=2"]])
+def test_the_top_level_links_keep_their_names_whatever_the_files_are_called(text_dir: Path, flags: list[str]):
+    tiny = ["--model.dim=32", "--model.depth=1", "--model.heads=2", "--data.context_len=32", "--data.batch_size=8"]
+    steps = ["--trainer.max_steps=8", "--trainer.val_check_interval=2", "--trainer.limit_val_batches=2", "--sample.length=0"]
+    main(["fit", f"--data.data_dir={text_dir}", *tiny, *steps, *flags])
+    links = sorted(p.name for p in Path("checkpoints").iterdir() if p.is_symlink())
+    assert links == ["last.ckpt", "model.ckpt"]  # no link named after a file, none left dangling
+    best = Path("checkpoints/model.ckpt").resolve()
+    assert best.parent.name == "version_0" and best.name != "last.ckpt" and best.is_file()
+
