@@ -25,6 +25,8 @@ def replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    # Renaming a hard link onto another link of the same file does nothing (POSIX): the entry stays behind.
+    tmp.unlink(missing_ok=True)
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:

@@ -4,7 +4,7 @@ from typing import BinaryIO
 
 import pytest
 
-from lightning_app.atomic_file import remove_leftovers, write_atomically
+from lightning_app.atomic_file import remove_leftovers, replace_atomically, write_atomically
 
 
 def test_writes_the_whole_file_and_nothing_else(tmp_path: Path):
@@ -38,6 +38,14 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path, e
         write_atomically(target, write)
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_linking_a_name_to_the_file_it_already_is_leaves_no_temporary(tmp_path: Path):
+    target = tmp_path / "model.ckpt"
+    target.write_bytes(b"state")
+    os.link(target, tmp_path / "last.ckpt")
+    replace_atomically(tmp_path / "last.ckpt", lambda tmp: os.link(target, tmp))  # rename(2) does nothing here
+    assert sorted(os.listdir(tmp_path)) == ["last.ckpt", "model.ckpt"]
 
 
 def test_remove_leftovers_takes_only_the_temporaries_of_matching_names(tmp_path: Path):

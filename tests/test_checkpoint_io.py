@@ -34,6 +34,18 @@ def test_a_failed_save_keeps_the_previous_checkpoint_and_its_error_is_raised(tmp
     assert [p.name for p in tmp_path.iterdir()] == ["model.ckpt"]
 
 
+def test_nothing_asked_after_a_failed_save_is_done(tmp_path: Path):
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"global_step": 4}, tmp_path / "model.ckpt")  # the best so far
+    writer.save_checkpoint({"global_step": 6}, tmp_path / "last.ckpt")
+    writer.wait()
+    writer.save_checkpoint({"global_step": 8, "not saveable": lambda: None}, tmp_path / "model.ckpt")  # a new best fails
+    writer.link(tmp_path / "model.ckpt", tmp_path / "last.ckpt")  # would turn last.ckpt back into the step-4 model
+    with pytest.raises(Exception, match="lambda"):
+        writer.teardown()
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
 @pytest.fixture
 def held_writes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Background writes wait until the returned event is set."""
