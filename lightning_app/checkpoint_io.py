@@ -148,7 +148,7 @@ class CheckpointFiles(TorchCheckpointIO):
 
         def run() -> None:
             try:
-                if self._error is not None:  # what was asked after a failed write is not done: a link could name a stale file
+                if self._error is not None:  # nothing asked after a failed write: a link could name a stale file
                     return
                 fn()
             except BaseException as error:
