@@ -35,6 +35,7 @@ from lightning.pytorch import Trainer
 from lightning_utilities.core.apply_func import apply_to_collection
 
 from .atomic_file import replace_atomically, write_atomically
+from .errors import path_error
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,11 @@ class CheckpointFiles(TorchCheckpointIO):
                     return
                 fn()
             except BaseException as error:
+                # A full disk or a folder that went away is the user's to fix: one line, not a traceback.
+                if path is not None and (cause := _os_error(error)) is not None:
+                    fix = "free space or choose another checkpoint.dirpath"
+                    failure = path_error(cause, "The checkpoint", path, fix)
+                    failure.__cause__, error = error, failure
                 with self._lock:
                     if self._error is None:
                         self._error = error
@@ -169,6 +175,13 @@ class CheckpointFiles(TorchCheckpointIO):
             error, self._error = self._error, None
         if error is not None:
             raise error
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError behind ``error``, if any (torch.save reports a full disk as a RuntimeError raised handling one)."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def wait_for_checkpoints(trainer: Trainer, raise_error: bool = True) -> None:

@@ -1,3 +1,4 @@
+import errno
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +12,7 @@ from lightning_app import checkpoint_io
 from lightning_app.checkpoint_io import CheckpointFiles, wait_for_checkpoints
 from lightning_app.checkpoints import Checkpoints
 from lightning_app.cli import main
+from lightning_app.errors import UsageError
 
 
 def test_a_checkpoint_is_written_whole_and_reads_back(tmp_path: Path):
@@ -44,6 +46,20 @@ def test_nothing_asked_after_a_failed_save_is_done(tmp_path: Path):
     with pytest.raises(Exception, match="lambda"):
         writer.teardown()
     assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_a_full_disk_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    def full(path, write):
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None  # as torch.save does
+
+    monkeypatch.setattr(checkpoint_io, "write_atomically", full)
+    writer = CheckpointFiles()
+    writer.save_checkpoint({"global_step": 1}, tmp_path / "model.ckpt")
+    with pytest.raises(UsageError, match=r"The checkpoint .*model.ckpt cannot be used: no space left on device; free space"):
+        writer.teardown()
 
 
 @pytest.fixture
@@ -113,7 +129,7 @@ def test_a_run_failing_after_a_failed_write_ends_with_its_own_error(text_dir: Pa
     monkeypatch.setattr(checkpoint_io, "write_atomically", disk_full_for_the_last_one)
     with pytest.raises(RuntimeError, match="the run's own error"):
         main(["fit", *TINY, f"--data.data_dir={text_dir}", "--trainer.callbacks+=tests.test_checkpoint_io.FailAtTheEnd"])
-    assert "A checkpoint could not be written: [Errno 28] No space left on device" in caplog.text
+    assert "A checkpoint could not be written: The checkpoint" in caplog.text and "cannot be used: no space left on device" in caplog.text
 
 
 class FailAtTheEnd(Callback):
