@@ -238,7 +238,9 @@ def keep_metrics(trainer: Trainer, before_step: int) -> None:
             continue
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
-            rows: list[dict[str, Any]] = [row for row in reader if int(row["step"]) < before_step]
+            # A row that a killed run cut short lacks its last fields (None here): it is dropped.
+            complete = (row for row in reader if None not in row.values() and row["step"].isdigit())
+            rows: list[dict[str, Any]] = [row for row in complete if int(row["step"]) < before_step]
             header = list(reader.fieldnames or [])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")

@@ -1,5 +1,6 @@
 """Resume: a stopped or killed run continues in its own folders and ends where an uninterrupted run does."""
 
+import csv
 import signal
 import subprocess
 import sys
@@ -109,6 +110,15 @@ def test_last_resumes_the_newest_run_with_these_settings_and_leaves_others_alone
     assert torch.load("checkpoints/version_0/last.ckpt", weights_only=True)["global_step"] == 8
     assert {p.name: p.read_bytes() for p in Path("checkpoints/version_1").glob("*.ckpt")} == other
     assert sorted(p.name for p in Path("checkpoints").glob("version_*")) == ["version_0", "version_1"]
+
+
+def test_a_metrics_row_cut_short_by_a_kill_is_dropped_on_resume(text_dir: Path):
+    fit(text_dir)
+    metrics = Path("lightning_logs/version_0/metrics.csv")
+    metrics.write_text(metrics.read_text() + "0,")  # killed while writing a row
+    fit(text_dir, "--ckpt_path=last", "--trainer.max_epochs=2")
+    rows = list(csv.reader(metrics.open()))
+    assert all(len(row) == len(rows[0]) for row in rows) and "7" in [row[rows[0].index("step")] for row in rows]  # the resumed steps
 
 
 def test_last_without_a_checkpoint_starts_from_scratch_and_says_so(text_dir: Path, caplog):
