@@ -114,7 +114,8 @@ class TrainerCLI(LightningCLI):
             raise UsageError(f"ctt {subcommand} scores a trained model: pass --ckpt_path with a .ckpt file written by `ctt fit`, or last.")
         last = self.folders.last_checkpoints()
         if config.ckpt_path == "last" and not last:
-            raise UsageError(f"--ckpt_path last: there is no last.ckpt under {self.folders.checkpoint_root}; pass a .ckpt file.")
+            where = self.folders.checkpoint_root or "the runs' log folders (checkpoint.dirpath is null)"
+            raise UsageError(f"--ckpt_path last: there is no last.ckpt under {where}; pass a .ckpt file.")
         info = read_checkpoint(last[0] if config.ckpt_path == "last" else Path(config.ckpt_path))
         adopt(info, config, self.given)
         config.ckpt_path = str(info.path)

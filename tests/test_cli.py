@@ -84,6 +84,12 @@ def test_a_named_subcommand_builds_only_its_own_parser(args: list[str], built: l
     assert seen == built
 
 
+def test_last_without_a_checkpoint_folder_says_where_it_looked(capsys):
+    with pytest.raises(SystemExit):
+        main(["validate", "--ckpt_path=last", "--checkpoint.dirpath=null"])
+    assert "no last.ckpt under the runs' log folders (checkpoint.dirpath is null)" in capsys.readouterr().err
+
+
 def test_checkpoint_loads_without_arguments(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--sample.length=0")
     model = LanguageModel.load_from_checkpoint("checkpoints/model.ckpt")
