@@ -9,7 +9,8 @@ a small model can take longer than the training between two validations). A chec
 replaced by renaming a new one onto it, so a later save of either name never changes the other.
 It writes with ``checkpoint_io.CheckpointFiles`` (in the background, links included) in place of
 Lightning's plain writer; with a checkpoint plugin of the user's own, which is kept, ``last.ckpt`` is
-always a save of its own. It also gives the ``checkpoint.*`` options a title that says what they do.
+always a save of its own. A run whose folder was moved or copied resumes with its files where they now are.
+It also gives the ``checkpoint.*`` options a title that says what they do.
 """
 
 from __future__ import annotations
@@ -31,6 +32,25 @@ class Checkpoints(ModelCheckpoint):
     def state_key(self) -> str:
         # Saved under ModelCheckpoint's name, as before: checkpoints keep their layout and older ones resume.
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # A run's folder that was moved or copied (a requeued job on another scratch path) still holds its files:
+        # its paths are taken over to where they are now. Lightning would forget them, write last-v1.ckpt beside
+        # the old last.ckpt and keep the best model's path in the old place.
+        old = state_dict.get("dirpath")
+        if old and self.dirpath and old != self.dirpath and self._moved(state_dict.get("last_model_path", ""), old):
+            names = ("best_model_path", "kth_best_model_path", "last_model_path")
+            paths = {name: self._moved(state_dict.get(name, ""), old) or "" for name in names}
+            best_k = {self._moved(path, old): score for path, score in state_dict.get("best_k_models", {}).items()}
+            best_k = {path: score for path, score in best_k.items() if path}
+            state_dict = {**state_dict, **paths, "dirpath": self.dirpath, "best_k_models": best_k}
+        super().load_state_dict(state_dict)
+
+    def _moved(self, path: str, old: str) -> str | None:
+        """Where the file ``path`` of folder ``old`` is in this callback's folder, if it is there."""
+        relative = os.path.relpath(path, old) if path else ".."
+        moved = os.path.join(self.dirpath, relative)
+        return moved if not relative.startswith("..") and os.path.isfile(moved) else None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import torch
@@ -52,3 +53,18 @@ def test_a_run_resumed_after_a_linked_save_keeps_writing_last(text_dir: Path):
     main(["fit", *args, "--trainer.max_steps=12", "--ckpt_path", str(run / "last.ckpt")])
     assert sorted(p.name for p in run.glob("*.ckpt")) == ["last.ckpt", "model.ckpt"]
     assert torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 12
+
+
+def test_a_run_folder_moved_elsewhere_resumes_in_place(text_dir: Path, tmp_path: Path, monkeypatch):
+    # A requeued job that finds its project on another path: the run's own files are used where they now are.
+    args = [*TINY, f"--data.data_dir={text_dir}", "--trainer.val_check_interval=4"]
+    (tmp_path / "before").mkdir()
+    monkeypatch.chdir(tmp_path / "before")
+    main(["fit", *args, "--trainer.max_steps=8"])
+    shutil.copytree(tmp_path / "before", tmp_path / "after", symlinks=True)
+    monkeypatch.chdir(tmp_path / "after")
+    main(["fit", *args, "--trainer.max_steps=12", "--ckpt_path=last"])
+    run = tmp_path / "after/checkpoints/version_0"
+    assert sorted(p.name for p in run.glob("*.ckpt")) == ["last.ckpt", "model.ckpt"]
+    assert torch.load(run / "last.ckpt", weights_only=True)["global_step"] == 12
+    assert Path("checkpoints/model.ckpt").resolve().parent == run  # not the folder it was copied from
