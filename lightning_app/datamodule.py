@@ -170,6 +170,8 @@ class TextDataModule(LightningDataModule):
                 raise UsageError(f"data.{name} must be a positive integer, got {value}.")
         if not 0.0 < val_fraction < 1.0:
             raise UsageError(f"data.val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
+        if download_gutenberg and not gutenberg_ids:
+            raise UsageError("data.download_gutenberg is on, but data.gutenberg_ids is empty; list the books to fetch.")
         self.data_dir: Path | None = None  # resolved in prepare_data and setup, where the data work happens
         self.corpus: TokenizedCorpus | None = None
         self.train_set: LMSequenceDataset | None = None  # and val_set: made in setup

@@ -187,14 +187,14 @@ def _stream(
         header = response.headers.get("Content-Length", "")
         declared = int(header) if header.isdigit() else None
         if declared is not None and declared > max_bytes:
-            raise _Rejected(f"it is {declared:,} bytes, more than max_bytes = {max_bytes:,}")
+            raise _Rejected(f"it is {declared:,} bytes, more than the {max_bytes:,} allowed for one book")
         received = 0
         # read1 returns whatever has arrived (requests' iter_content waits for whole chunks), so a
         # trickle of bytes still comes back here to be timed.
         while chunk := response.raw.read1(2**16, decode_content=True):
             received += len(chunk)
             if received > max_bytes:
-                raise _Rejected(f"it is more than max_bytes = {max_bytes:,} bytes")
+                raise _Rejected(f"it is more than the {max_bytes:,} bytes allowed for one book")
             out.write(chunk)
             if time.monotonic() > give_up:
                 raise _Rejected(f"it did not arrive within the deadline of {deadline:g} s ({received:,} bytes came)")

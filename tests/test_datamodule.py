@@ -87,6 +87,11 @@ def test_downloading_into_a_default_folder_that_is_a_file_is_an_error():
     assert Path("data").read_text() == "not a folder"
 
 
+def test_downloading_an_empty_list_of_books_is_an_error():
+    with pytest.raises(UsageError, match="data.gutenberg_ids is empty"):
+        TextDataModule(download_gutenberg=True, gutenberg_ids=[])
+
+
 def test_construction_touches_no_files(tmp_path: Path):
     dm = TextDataModule(data_dir=str(tmp_path / "not-yet"))  # may be made later, e.g. by a download step
     assert dm.data_dir is None and dm.stride == dm.hparams.context_len and dm.hparams.stride is None
