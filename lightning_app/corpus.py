@@ -17,9 +17,9 @@ from .errors import UsageError, path_error
 
 log = logging.getLogger(__name__)
 
-# The marker lines wrap onto a second line in older editions, hence [^*]* (it spans newlines).
+# The marker lines wrap onto a second line in older editions: the closing *** may come one line later, no further.
 START_MARKER = r"\*\*\* ?START OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK"
-_START = re.compile(rf"^{START_MARKER}[^*]*\*\*\*[^\n]*\n", re.M | re.I)
+_START = re.compile(rf"^{START_MARKER}[^*\n]*(?:\n[^*\n]*)?\*\*\*[^\n]*\n", re.M | re.I)
 _END = re.compile(r"^[ \t]*\*\*\* ?END OF (?:THE|THIS) PROJECT GUTENBERG E-?BOOK", re.M | re.I)
 # Older editions close the text itself with "End of Project Gutenberg's <title>, by <author>"
 # or "End of the Project Gutenberg EBook of <title>" just before the END marker; a long title wraps it onto a second line.

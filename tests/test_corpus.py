@@ -54,6 +54,11 @@ def test_an_end_marker_alone_closes_the_text():
     assert strip_gutenberg("Body.\n*** END OF THE PROJECT GUTENBERG EBOOK X ***\nLicense\n") == "Body.\n"
 
 
+def test_a_start_marker_without_its_closing_stars_does_not_swallow_the_book():
+    book = "*** START OF THE PROJECT GUTENBERG EBOOK TEST\n\nChapter 1\n\n" + "Body. " * 50 + "\n*** END OF THE PROJECT GUTENBERG EBOOK TEST ***\n"
+    assert "Chapter 1" in strip_gutenberg(book) and "Body." in strip_gutenberg(book)
+
+
 def test_text_without_markers_is_kept_whole():
     assert strip_gutenberg("just text\r\n") == "just text\n"
 
