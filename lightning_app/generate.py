@@ -21,7 +21,7 @@ DESCRIPTION = """Write text with a trained model: the prompt and its continuatio
 
 The output is printable text: control characters other than newline and tab are dropped, and so is U+FFFD (what
 invalid or cut-off UTF-8 decodes to); a character split across tokens is printed once its last token arrives.
-Ctrl-C stops, keeps what was printed and exits with status 130.
+Ctrl-C stops, keeps what was printed and exits with status 130; a reader that goes away (| head) ends it with 141.
 """
 
 
