@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lightning_app.cli import main
+
 from .conftest import subprocess_env
 
 
@@ -28,20 +30,19 @@ def test_two_cpu_ranks(text_dir: Path, tmp_path: Path):
     assert len(list((tmp_path / ".ctt_cache").glob("*.bin"))) == 1 and not list((tmp_path / ".ctt_cache").glob("*.tmp"))
 
 
-def test_a_run_resumes_mid_epoch_on_two_ranks(text_dir: Path, tmp_path: Path):
+def test_a_run_resumes_mid_epoch_on_two_ranks(text_dir: Path, tmp_path: Path, caplog):
     # One device trains past the middle of an epoch; the resumed run has half as many batches per device in it.
     args = [
         "fit", f"--data.data_dir={text_dir}", "--data.context_len=16", "--data.batch_size=64", "--model.dim=32",
         "--model.depth=1", "--model.heads=2", "--trainer.accelerator=cpu", "--trainer.limit_val_batches=2",
         "--trainer.val_check_interval=3", "--trainer.enable_progress_bar=false", "--sample.length=0",
     ]  # fmt: skip
-    run = [sys.executable, "-m", "lightning_app", *args]
-    first = subprocess.run([*run, "--trainer.max_steps=9"], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-3000:]
-    per_epoch = int(re.search(r"(\d+) batches of 64 per device per epoch", first.stderr)[1])
+    with caplog.at_level("INFO"):
+        main([*args, "--trainer.max_steps=9"])  # in this process, in tmp_path
+    per_epoch = int(re.search(r"(\d+) batches of 64 per device per epoch", caplog.text)[1])
     assert per_epoch // 2 < 9 < per_epoch  # mid-epoch, and past what one of two devices has in an epoch
     two = ["--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_steps=12", "--ckpt_path=last"]
-    resumed = subprocess.run([*run, *two], cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "lightning_app", *args, *two]
+    resumed = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming run checkpoints/version_0 at step 9" in resumed.stderr and "Stopped at step 12" in resumed.stderr
-

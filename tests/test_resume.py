@@ -63,34 +63,28 @@ def test_killed_run_resumes_exactly(straight: dict, tmp_path: Path):
     assert_same_end(straight["last"], last(tmp_path))
 
 
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_stop_signal_saves_the_step_says_how_to_resume_and_exits_non_zero(straight: dict, tmp_path: Path, signum, status):
-    probe = ["--trainer.callbacks+=tests.signal_probes.SignalAtStep", "--trainer.callbacks.step=6", f"--trainer.callbacks.signum={signum}"]
+@pytest.mark.parametrize(("signum", "status", "step"), [(signal.SIGTERM, 143, 6), (signal.SIGINT, 130, 2)])
+def test_a_stop_signal_saves_the_step_says_how_to_resume_and_exits_non_zero(straight: dict, tmp_path: Path, signum, status, step):
+    probe = ["--trainer.callbacks+=tests.signal_probes.SignalAtStep", f"--trainer.callbacks.step={step}", f"--trainer.callbacks.signum={signum}"]
     stopped = ctt(tmp_path, straight["text_dir"], *probe)
     assert stopped.returncode == status, stopped.stderr[-3000:]
-    assert "Traceback" not in stopped.stderr and last(tmp_path)["global_step"] == 6
+    assert "Traceback" not in stopped.stderr and last(tmp_path)["global_step"] == step
     name = signal.Signals(signum).name
-    assert f"Stopped by {name} at step 6; resume with --ckpt_path checkpoints/version_0/last.ckpt" in stopped.stderr
-    if signum == signal.SIGINT:
-        return  # the same checkpoint as SIGTERM's: resuming it once is enough
+    assert f"Stopped by {name} at step {step}; resume with --ckpt_path checkpoints/version_0/last.ckpt" in stopped.stderr
     resumed = ctt(tmp_path, straight["text_dir"], "--ckpt_path=last")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "Resuming run checkpoints/version_0 at step 6" in resumed.stderr
+    assert f"Resuming run checkpoints/version_0 at step {step}" in resumed.stderr
     assert_same_end(straight["last"], last(tmp_path))
+    # Stopped before its first validation (step 2), the run must still write last.ckpt itself after the resume,
+    # not last-v1.ckpt, so that a later --ckpt_path last finds its end.
+    assert not list((tmp_path / "checkpoints/version_0").glob("last-v*"))
+    if signum == signal.SIGINT:
+        return  # the log's rows were checked after the other stop
     rows = (tmp_path / "lightning_logs/version_0/metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
     steps = [row.split(",")[header.index("step")] for row in rows[1:] if row.split(",")[header.index("train_loss")]]
     assert steps == [str(step) for step in range(16)]  # the run's one log: every step once, none lost or repeated
     assert not (tmp_path / "lightning_logs/version_1").exists() and not (tmp_path / "checkpoints/version_1").exists()
-
-
-def test_a_run_stopped_before_its_first_validation_keeps_writing_last_ckpt(straight: dict, tmp_path: Path):
-    probe = ["--trainer.callbacks+=tests.signal_probes.SignalAtStep", "--trainer.callbacks.step=2", f"--trainer.callbacks.signum={signal.SIGTERM}"]
-    assert ctt(tmp_path, straight["text_dir"], *probe).returncode == 143
-    resumed = ctt(tmp_path, straight["text_dir"], "--ckpt_path=last")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    # The resumed run wrote last.ckpt itself (not last-v1.ckpt), so a later --ckpt_path last finds its end.
-    assert last(tmp_path)["global_step"] == 16 and not list((tmp_path / "checkpoints/version_0").glob("last-v*"))
 
 
 TINY = [*ARGS, "--trainer.max_epochs=1", "--trainer.limit_train_batches=4"]  # one validation, at step 4
