@@ -127,6 +127,16 @@ def _byte_level_bytes() -> dict[str, int]:
     return {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(shifted)}
 
 
+def _piece_end(text: str, at: int) -> int:
+    """The end of a piece of ``text`` from ``at`` on: just after the first newline with a non-space on either side."""
+    end = at
+    while (end := text.find("\n", end)) != -1:
+        if 0 < end < len(text) - 1 and not text[end - 1].isspace() and not text[end + 1].isspace():
+            return end + 1
+        end += 1
+    return len(text)
+
+
 class BPETokenizer:
     """Byte-level BPE (as GPT-2's) from Hugging Face ``tokenizers``: the 256 bytes plus merges learned from the corpus.
 
@@ -134,6 +144,7 @@ class BPETokenizer:
     """
 
     kind = "bpe"
+    PIECE = 1 << 20  # characters encoded per call (see encode)
 
     def __init__(self, tokenizer_json: str) -> None:
         self._tokenizer = _tokenizers().Tokenizer.from_str(tokenizer_json)
@@ -159,7 +170,16 @@ class BPETokenizer:
         return cls(tokenizer.to_str())
 
     def encode(self, text: str) -> np.ndarray:
-        return np.array(self._tokenizer.encode(text, add_special_tokens=False).ids, dtype=self._dtype)
+        # In pieces of about PIECE characters: one call on a whole 100 MB file would hold some 16 GB of token
+        # objects. A piece ends just after a newline between two non-space characters, where the byte-level
+        # pre-tokenizer splits anyway, so the tokens are those of a single call.
+        pieces, start = [], 0
+        while start < len(text):
+            stop = _piece_end(text, start + self.PIECE)
+            ids = self._tokenizer.encode(text[start:stop], add_special_tokens=False).ids
+            pieces.append(np.array(ids, dtype=self._dtype))
+            start = stop
+        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=self._dtype)
 
     def decode(self, ids: Iterable[int]) -> str:
         # The byte-level decoder shows U+FFFD for a character cut off mid-sequence, never raises.

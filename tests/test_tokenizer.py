@@ -62,6 +62,17 @@ def test_bpe_round_trip(bpe: BPETokenizer, text: str):
     assert ids.dtype == np.uint16 and bpe.decode(ids) == text
 
 
+def test_bpe_encodes_in_pieces_exactly_as_in_one_call(monkeypatch: pytest.MonkeyPatch):
+    # Texts ending in " \n" teach a merge of the two that one call never makes inside "end \nnext" (two pieces
+    # for its pre-tokenizer) but that a cut after any newline would.
+    bpe = BPETokenizer.fit(["end \n"] * 200 + [SAMPLE_TEXT], vocab_size=300)
+    text = "end \nnext\n\n  naïve\ncafé " * 50 + SAMPLE_TEXT
+    whole = bpe._tokenizer.encode(text, add_special_tokens=False).ids
+    monkeypatch.setattr(BPETokenizer, "PIECE", 7)  # many pieces
+    assert bpe.encode(text).tolist() == whole
+    assert bpe.encode("").tolist() == []
+
+
 def test_bpe_merges_and_respects_vocab_size(bpe: BPETokenizer):
     assert 256 < bpe.vocab_size <= 300
     assert len(bpe.encode(SAMPLE_TEXT)) < len(SAMPLE_TEXT.encode("utf-8"))
