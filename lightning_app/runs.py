@@ -255,7 +255,7 @@ class LinkNewest(Callback):
     saved most recently by any run, ``last.ckpt`` to the latest checkpoint (whatever names the run's files have:
     a ``checkpoint.filename`` with the step in it, or ``model-v1.ckpt`` under ``checkpoint.save_top_k``)."""
 
-    LINKS = {"best_model_path": "model.ckpt", "last_model_path": "last.ckpt"}
+    LINKS = {"best_model_path": "model.ckpt", "last_model_path": LAST}
 
     def __init__(self, root: Path) -> None:
         self.root = root
