@@ -48,9 +48,13 @@ class Checkpoints(ModelCheckpoint):
 
     def _moved(self, path: str, old: str) -> str | None:
         """Where the file ``path`` of folder ``old`` is in this callback's folder, if it is there."""
-        relative = os.path.relpath(path, old) if path else ".."
+        if not path:
+            return None
+        relative = os.path.relpath(path, old)
+        if relative.startswith(".."):  # outside the run's folder
+            return None
         moved = os.path.join(self.dirpath, relative)
-        return moved if not relative.startswith("..") and os.path.isfile(moved) else None
+        return moved if os.path.isfile(moved) else None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
