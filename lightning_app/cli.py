@@ -66,6 +66,16 @@ def _plain_numbers(config: Namespace) -> None:
                 config[group][key] = float(value) if isinstance(value, float) else int(value)
 
 
+def _expand_home(config: Namespace) -> None:
+    """``~`` in a folder option means the home folder, also where no shell expanded it (a YAML file, a quoted flag)."""
+    for key in ("data.data_dir", "data.cache_dir", "checkpoint.dirpath", "ckpt_path"):
+        if isinstance(config.get(key), str):
+            config[key] = os.path.expanduser(config[key])
+    for logger in versioned_loggers(config.trainer):
+        if isinstance(logger.get("save_dir"), str):
+            logger.save_dir = os.path.expanduser(logger.save_dir)
+
+
 class TrainerCLI(LightningCLI):
     """LightningCLI where each run writes into folders of its own and a checkpoint must suit the command that uses it."""
 
@@ -105,6 +115,7 @@ class TrainerCLI(LightningCLI):
         subcommand = self.config.subcommand
         config = self.config[subcommand]
         _plain_numbers(config)
+        _expand_home(config)
         self.folders = RunFolders.from_config(config)
         if subcommand == "fit":
             self.resumed = self._checkpoint_to_resume(config)
@@ -175,7 +186,7 @@ class TrainerCLI(LightningCLI):
         else:
             self.run = self.folders.create(name, checkpoints=subcommand == "fit")
         # removed with the run's folders if the run writes nothing there
-        self.run.created[:0] = probe_writable(Path(config.data.cache_dir).expanduser(), "data.cache_dir")
+        self.run.created[:0] = probe_writable(Path(config.data.cache_dir), "data.cache_dir")
         if resumed_run is not None:
             log.info("Resuming run %s at step %d from %s.", self.run.checkpoint_dir, self.resumed.global_step, self.resumed.path)
         elif self.resumed is not None:

@@ -90,6 +90,15 @@ def test_last_without_a_checkpoint_folder_says_where_it_looked(capsys):
     assert "no last.ckpt under the runs' log folders (checkpoint.dirpath is null)" in capsys.readouterr().err
 
 
+def test_a_home_relative_folder_means_the_home_folder_everywhere(text_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folders = ["--checkpoint.dirpath=~/ckpt", "--data.cache_dir=~/cache", "--trainer.logger.init_args.save_dir=~/logs"]
+    fit(f"--data.data_dir={text_dir}", "--sample.length=0", *folders)
+    home = tmp_path / "home"
+    assert (home / "ckpt/version_0/model.ckpt").is_file() and (home / "logs/lightning_logs/version_0/metrics.csv").is_file()
+    assert any((home / "cache").glob("*.bin")) and not Path("~").exists()
+
+
 def test_checkpoint_loads_without_arguments(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--sample.length=0")
     model = LanguageModel.load_from_checkpoint("checkpoints/model.ckpt")
