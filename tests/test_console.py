@@ -53,3 +53,26 @@ def test_ctt_script_is_this_entry_point():
     target = re.search(r'^ctt = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M).group(1)
     module, function = target.split(":")
     assert getattr(import_module(module), function) is console.main
+
+
+def test_lightning_is_imported_without_torchvision_and_transformers(tmp_path):
+    # Stand-ins that fail when imported, and that pip's metadata says are installed.
+    for name in console.UNUSED_LIBRARIES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise RuntimeError('{name} was imported')\n")
+        dist_info = tmp_path / f"{name}-99.0.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 99.0\n")
+    probe = (
+        "import sys\n"
+        "from lightning_utilities.core.imports import RequirementCache\n"
+        "from lightning_app import console\n"
+        "with console.without_unused_libraries():\n"
+        "    import lightning_app.cli\n"
+        "assert not {'torchvision', 'transformers'} & set(sys.modules)\n"
+        "assert RequirementCache('torchvision') and RequirementCache('transformers>=4.4')  # later checks see them\n"
+    )
+    env = subprocess_env()
+    env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
