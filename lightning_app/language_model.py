@@ -104,8 +104,8 @@ class LanguageModel(LightningModule):
             weight_decay: Decoupled weight decay (matrices and embeddings only, not norms).
             beta2: AdamW second-moment decay (0.99 suits small batches).
             warmup_steps: Linear learning-rate warmup steps.
-            schedule: After warmup: cosine decay to min_lr, or wsd (stable at lr, then a linear decay to min_lr over the last decay_fraction of the run).
-            decay_fraction: Share of the run that the wsd schedule spends decaying.
+            schedule: After warmup: cosine decay to min_lr, or wsd (stable at lr, then a linear decay to min_lr over the last decay_fraction of the steps after the warmup).
+            decay_fraction: Share of the steps after the warmup that the wsd schedule spends decaying.
             min_lr: Learning rate that the decay ends at.
             compile: Compile the network's blocks with torch.compile (a faster step for a few seconds of start-up);
                 auto: only when the run is planned to last at least 3,000 steps, where that pays back on a GPU.

@@ -3,9 +3,11 @@
 Two shapes after a linear warmup:
 
 - ``cosine``: cosine decay from the peak to ``floor`` at the last step (the single-file trainer's schedule);
-- ``wsd`` (warmup-stable-decay): the peak until the last ``decay_fraction`` of the run, then a
-  straight line to ``floor``. Its end can be moved while training (``decay_now``): a run whose
-  validation stops improving cools down from where it is instead of finishing a fixed plan.
+- ``wsd`` (warmup-stable-decay): the peak, then a straight line to ``floor`` over the last
+  ``decay_fraction`` of the steps after the warmup (the share leaves the warmup out, as cosine's
+  progress does, so a short run's warmup does not eat its time at the peak). Its end can be moved
+  while training (``decay_now``): a run whose validation stops improving cools down from where it
+  is instead of finishing a fixed plan.
 
 ``LambdaLR`` saves the attributes of this object in its ``state_dict``, so a resumed run keeps a
 moved end.
@@ -41,14 +43,14 @@ class LearningRateSchedule:
 
     def planned_start(self, total: int) -> int:
         """The step at which a wsd run of ``total`` steps begins its decay: never inside the warmup."""
-        return max(self.warmup, total - round(self.decay_fraction * total))
+        return total - round(self.decay_fraction * max(0, total - self.warmup))
 
     def decay_now(self, step: int) -> int | None:
-        """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run, and return the new last step;
+        """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run's steps after the warmup, and return the new last step;
         None (nothing changes) during the warmup, or when the decay has begun already or is planned to begin by then."""
         planned = self.total and step >= self.planned_start(self.total)
         if step < self.warmup or self.decay_start is not None or planned:
             return None
         self.decay_start = step
-        self.total = step + max(1, round(step * self.decay_fraction / (1 - self.decay_fraction)))
+        self.total = step + max(1, round((step - self.warmup) * self.decay_fraction / (1 - self.decay_fraction)))
         return self.total

@@ -10,12 +10,13 @@ def test_cosine_warms_up_then_decays_to_the_floor():
     assert schedule(104) == pytest.approx(0.1) and schedule(500) == pytest.approx(0.1)
 
 
-def test_wsd_holds_the_peak_then_decays_linearly_over_the_last_fraction():
-    schedule = LearningRateSchedule("wsd", warmup=10, floor=0.0, decay_fraction=0.25, total=200)
+def test_wsd_holds_the_peak_then_decays_linearly_over_the_last_fraction_after_the_warmup():
+    schedule = LearningRateSchedule("wsd", warmup=10, floor=0.0, decay_fraction=0.25, total=210)
     assert schedule(5) == pytest.approx(0.6)
-    assert schedule(10) == schedule(149) == 1.0
-    assert schedule(150) == pytest.approx(1.0) and schedule(175) == pytest.approx(0.5)
-    assert schedule(200) == 0.0 and schedule(300) == 0.0
+    assert schedule.planned_start(210) == 160  # the last 25% of the 200 steps after the warmup
+    assert schedule(10) == schedule(159) == 1.0
+    assert schedule(160) == pytest.approx(1.0) and schedule(185) == pytest.approx(0.5)
+    assert schedule(210) == 0.0 and schedule(300) == 0.0
 
 
 def test_an_unknown_end_keeps_the_peak():
@@ -38,15 +39,17 @@ def test_decay_now_inside_the_planned_decay_changes_nothing():
 def test_decay_now_waits_for_the_end_of_the_warmup():
     schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=1000)
     assert schedule.decay_now(50) is None and schedule.total == 1000  # the rate is still rising: no decay from there
-    assert schedule.decay_now(100) == 143 and schedule(143) == 0.0
+    assert schedule.decay_now(170) == 200 and schedule(200) == 0.0  # 30 decay steps are 30% of the 100 after the warmup
+    assert schedule.planned_start(200) == 170  # the same decay as a planned 200-step run's
 
 
-def test_a_run_shorter_than_its_warmup_plus_decay_decays_after_the_warmup():
+def test_a_short_run_decays_only_after_its_warmup():
     schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=120)
-    assert schedule.planned_start(120) == 100
+    assert schedule.planned_start(120) == 114
     factors = [schedule(s) for s in range(95, 121)]
     assert factors == sorted(factors[:5]) + sorted(factors[5:], reverse=True)  # up to the peak, then only down
-    assert schedule(100) == 1.0 and schedule(110) == pytest.approx(0.5) and schedule(120) == 0.0
+    assert schedule(100) == 1.0 and schedule(117) == pytest.approx(0.5) and schedule(120) == 0.0
+    assert LearningRateSchedule("wsd", warmup=100, floor=0.0, total=80).planned_start(80) == 80  # all warmup: no decay
 
 
 def test_decay_now_without_a_planned_end_ends_the_run_after_the_decay():
