@@ -114,6 +114,8 @@ def generate(
 
     ``on_token`` receives each new token (B, 1) as soon as it is picked, for streaming.
     """
+    if length == 0:
+        return prompt  # nothing to pick, so the model need not run (and the prompt may be empty, as the options allow)
     if prompt.size(1) == 0:
         raise ValueError("The prompt must hold at least one token.")
     was_training = model.training

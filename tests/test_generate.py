@@ -50,6 +50,12 @@ def test_prints_only_the_text_and_is_repeatable(char_ckpt: Path, capsys):
     assert first.startswith("It was") and len(first.rstrip("\n")) == len("It was") + 50
 
 
+@pytest.mark.parametrize("prompt", ["It was", ""])
+def test_no_new_tokens_prints_the_prompt(char_ckpt: Path, capsys, prompt: str):
+    generate(f"--ckpt_path={char_ckpt}", f"--prompt={prompt}", "--length=0")
+    assert capsys.readouterr().out.rstrip("\n") == prompt
+
+
 def test_several_samples_as_text_and_as_json_lines(char_ckpt: Path, capsys):
     args = (f"--ckpt_path={char_ckpt}", "--prompt=age", "--length=20", "--num_samples=3", "--seed=2")
     generate(*args, "--format=jsonl")
