@@ -31,11 +31,14 @@ def replace_atomically(path: Path, make: Callable[[Path], object]) -> None:
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` with a new file beside ``path`` (open for writing and reading back); if it returns,
-    rename that file onto ``path``. If it raises, the file is removed and ``path`` is left as it was."""
+    rename that file onto ``path``. If it raises, the file is removed and ``path`` is left as it was.
+    The data is on the disk before the rename, so a power cut leaves the old file or the new one, not an empty one."""
 
     def make(tmp: Path) -> None:
         with open(tmp, "x+b") as f:  # "x": never another writer's file; permissions as for any new file
             write(f)
+            f.flush()
+            os.fsync(f.fileno())
 
     replace_atomically(path, make)
 

@@ -25,6 +25,20 @@ def test_writes_the_whole_file_and_nothing_else(tmp_path: Path):
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary one
 
 
+def test_the_data_reaches_the_disk_before_the_rename(tmp_path: Path, monkeypatch):
+    target = tmp_path / "out.bin"
+    synced = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append((os.fstat(fd).st_size, target.exists()))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_atomically(target, lambda f: f.write(b"12345"))
+    assert synced == [(5, False)]  # all five bytes, synced while the file still had its temporary name
+
+
 @pytest.mark.parametrize("error", [ValueError("bad data"), KeyboardInterrupt()])
 def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path, error: BaseException):
     target = tmp_path / "out.bin"
