@@ -1,6 +1,7 @@
 """Resume: a stopped or killed run continues in its own folders and ends where an uninterrupted run does."""
 
 import csv
+import math
 import signal
 import subprocess
 import sys
@@ -104,6 +105,15 @@ def test_last_resumes_the_newest_run_with_these_settings_and_leaves_others_alone
     assert torch.load("checkpoints/version_0/last.ckpt", weights_only=True)["global_step"] == 8
     assert {p.name: p.read_bytes() for p in Path("checkpoints/version_1").glob("*.ckpt")} == other
     assert sorted(p.name for p in Path("checkpoints").glob("version_*")) == ["version_0", "version_1"]
+
+
+def test_a_longer_resumed_run_takes_its_first_step_at_its_own_learning_rate(text_dir: Path):
+    fit(text_dir)  # 4 steps: the cosine schedule ends at min_lr 0
+    fit(text_dir, "--ckpt_path=last", "--trainer.max_epochs=2")  # 8 steps: step 4 is early in the decay
+    rows = list(csv.DictReader(Path("lightning_logs/version_0/metrics.csv").open()))
+    lr = {int(row["step"]): float(row["lr/pg1"]) for row in rows if row.get("lr/pg1")}
+    progress = (4 - 3) / (8 - 3)  # 3 warmup steps
+    assert lr[4] == pytest.approx(3e-4 * 0.5 * (1 + math.cos(math.pi * progress)))  # not the saved run's 0
 
 
 def test_a_metrics_row_cut_short_by_a_kill_is_dropped_on_resume(text_dir: Path):
