@@ -1,8 +1,9 @@
 """TextDataModule: finds the corpus, tokenizes it once into a cache, splits it and serves windows.
 
 ``prepare_data`` (one process per node) downloads and tokenizes; ``setup`` (every process) maps
-the cached ids and splits them: the last ``val_fraction`` of the token stream is validation,
-so no window straddles both splits.
+the cached ids and splits them: the last ``val_fraction`` of the token stream is validation
+(with a BPE vocabulary, the tokens of the last ``val_fraction`` of the characters, the text the
+vocabulary was not fitted on), so no window straddles both splits.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class TextDataModule(LightningDataModule):
             context_len: Tokens per training window; also the model's maximum sequence length.
             stride: Step between training windows (null: context_len, i.e. non-overlapping).
             batch_size: Windows per step (per device).
-            val_fraction: Share of the token stream, taken from its end, kept for validation.
+            val_fraction: Share of the token stream (of the characters with data.vocab bpe), taken from its end, kept for validation.
             cache_dir: Folder for the tokenized-corpus cache.
             num_workers: DataLoader worker processes (0 is enough: a batch is one gather).
             gather_on_device: Keep the token ids on the GPU and cut windows there; turn off for corpora too large for its memory.
@@ -240,7 +241,8 @@ class TextDataModule(LightningDataModule):
             self.corpus = self._load()
         tokens = self.corpus.tokens
         context_len = self.hparams.context_len
-        n_val = int(len(tokens) * self.hparams.val_fraction)
+        val_start = self.corpus.val_start  # BPE: where the text its vocabulary was fitted on ends
+        n_val = int(len(tokens) * self.hparams.val_fraction) if val_start is None else len(tokens) - val_start
         needed = context_len + 1
         if min(n_val, len(tokens) - n_val) < needed:
             raise UsageError(

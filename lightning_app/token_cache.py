@@ -1,8 +1,8 @@
 """The tokenized corpus on disk: a flat file of token ids, memory-mapped, keyed by content and tokenizer.
 
 ``<cache_dir>/<key>.bin`` holds the ids; ``<key>.json``, written last, holds the tokenizer, the
-dtype, the token count and the notes made while reading the files (shown again when the cache is
-used). The key hashes the raw bytes of every input file and the tokenizer
+dtype, the token count, where validation starts for a BPE vocabulary, and the notes made while
+reading the files (shown again when the cache is used). The key hashes the raw bytes of every input file and the tokenizer
 kind (for BPE also its size and the validation share kept out of its training text), so changed
 files or another vocabulary never reuse a stale cache. Both files are written to a temporary
 name and renamed, so a killed run leaves no half-written cache behind; a ``.bin`` whose size
@@ -30,7 +30,7 @@ from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, Tokenizer, id
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # bump when cleaning or tokenizing changes what a corpus turns into
+CACHE_VERSION = 4  # bump when cleaning or tokenizing changes what a corpus turns into
 DOCUMENT_SEPARATOR = "\n\n"
 
 
@@ -39,6 +39,7 @@ class TokenizedCorpus:
     tokens: np.ndarray  # (N,) memory-mapped ids
     tokenizer: Tokenizer
     notes: list[str]  # warnings about the input files (not UTF-8, empty), made when the cache was built
+    val_start: int | None = None  # BPE: the first validation token, the end of the text it was fitted on
 
 
 def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
@@ -70,30 +71,32 @@ def _stream(data_dir: Path | None, warn: Warn) -> Iterator[str]:
         yield text
 
 
-def _training_text(data_dir: Path | None, val_fraction: float, warn: Warn) -> Iterator[str]:
-    """The first ``1 - val_fraction`` of the corpus characters, piece by piece (two passes, one document in memory).
+def _training_chars(data_dir: Path | None, val_fraction: float, warn: Warn) -> int:
+    """How many of the corpus characters come before its validation tail (a pass over the corpus)."""
+    return int(sum(len(piece) for piece in _stream(data_dir, warn)) * (1 - val_fraction))
 
-    The split is by token position, which depends on the tokenizer being fitted here, so this cuts
-    by characters instead: it misses the true boundary only as far as compression differs between
-    the head and the tail of the corpus.
-    """
-    budget = int(sum(len(piece) for piece in _stream(data_dir, warn)) * (1 - val_fraction))
+
+def _split_stream(data_dir: Path | None, cut: int, warn: Warn) -> Iterator[tuple[str, bool]]:
+    """The stream's pieces, the one holding character ``cut`` split there, each with True before the cut."""
     for piece in _stream(data_dir, warn):
-        if budget <= 0:
-            return
-        yield piece[:budget]
-        budget -= len(piece)
+        if 0 < cut < len(piece):
+            yield piece[:cut], True
+            yield piece[cut:], False
+        else:
+            yield piece, cut >= len(piece)
+        cut -= len(piece)
 
 
-def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, val_fraction: float, warn: Warn) -> Tokenizer:
+def _fit_tokenizer(data_dir: Path | None, vocab: str, bpe_vocab_size: int, cut: int, warn: Warn) -> Tokenizer:
     if vocab == "byte":
         return ByteTokenizer()
     if vocab == "char":
         # The separator's characters always belong to the vocabulary, even for a single document.
         return CharTokenizer.fit(itertools.chain([DOCUMENT_SEPARATOR], _stream(data_dir, warn)))
     if vocab == "bpe":
-        # Fitted on the training split only, so validation text never shapes the vocabulary.
-        return BPETokenizer.fit(_training_text(data_dir, val_fraction, warn), bpe_vocab_size)
+        # Fitted on the text before the cut only, which becomes the training split: validation text never shapes the vocabulary.
+        training = itertools.takewhile(lambda part: part[1], _split_stream(data_dir, cut, warn))
+        return BPETokenizer.fit((piece for piece, _ in training), bpe_vocab_size)
     raise ValueError(f"data.vocab must be 'byte', 'char' or 'bpe', got {vocab!r}.")
 
 
@@ -111,15 +114,18 @@ def build(
             notes[note] = None
             log.warning(note)
 
-    tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, val_fraction, warn)
-    tokens = 0
+    bpe = vocab == "bpe"
+    cut = _training_chars(data_dir, val_fraction, warn) if bpe else 0  # where the BPE's training text ends
+    tokenizer = _fit_tokenizer(data_dir, vocab, bpe_vocab_size, cut, warn)
+    tokens = training_tokens = 0
 
     def write_ids(f: BinaryIO) -> None:
-        nonlocal tokens
-        for piece in _stream(data_dir, warn):
+        nonlocal tokens, training_tokens
+        for piece, training in _split_stream(data_dir, cut, warn):  # encoded apart at the cut, so the split falls there
             ids = tokenizer.encode(piece)
             f.write(ids.tobytes())
             tokens += ids.size
+            training_tokens += ids.size if training else 0
 
     write_atomically(bin_path, write_ids)
     meta = {
@@ -128,6 +134,7 @@ def build(
         "tokens": tokens,
         "source": EMBEDDED_CORPUS_NAME if data_dir is None else str(data_dir),
         "notes": list(notes),
+        **({"val_start": training_tokens} if bpe else {}),
     }
     write_atomically(meta_path, lambda f: f.write(json.dumps(meta).encode()))
 
@@ -145,7 +152,7 @@ def _load(bin_path: Path, meta_path: Path) -> TokenizedCorpus | None:
         if np.iinfo(dtype).max >= tokenizer.vocab_size and len(tokens) and int(tokens.max()) >= tokenizer.vocab_size:
             log.warning("The token cache %s holds ids outside its vocabulary (it is damaged); rebuilding it.", bin_path)
             return None
-        return TokenizedCorpus(tokens, tokenizer, list(meta.get("notes", [])))
+        return TokenizedCorpus(tokens, tokenizer, list(meta.get("notes", [])), meta.get("val_start"))
     except (FileNotFoundError, NotADirectoryError):  # no cache yet (a file in the way is reported when building)
         return None
     except OSError as err:
@@ -161,7 +168,7 @@ def load_or_build(
     """The tokenized corpus, built once and memory-mapped from ``cache_dir`` after that.
 
     ``bpe_vocab_size`` and ``val_fraction`` matter for ``vocab="bpe"`` only: the BPE learns from
-    the text before the validation tail (see ``_training_text``).
+    the first ``1 - val_fraction`` of the characters, and validation starts where they end (``val_start``).
     """
     key = corpus_key(data_dir, vocab, bpe_vocab_size, val_fraction)
     bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"

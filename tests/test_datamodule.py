@@ -40,6 +40,16 @@ def test_split_is_contiguous_and_val_is_the_tail(text_dir: Path):
     assert dm.val_set.stride == 16
 
 
+def test_a_bpe_split_falls_where_the_vocabularys_training_text_ends(text_dir: Path):
+    dm = TextDataModule(data_dir=str(text_dir), vocab="bpe", bpe_vocab_size=300, context_len=16, val_fraction=0.1)
+    dm.prepare_data()
+    dm.setup("fit")
+    tokens, start = np.asarray(dm.corpus.tokens), dm.corpus.val_start
+    assert start is not None and start != len(tokens) - int(len(tokens) * 0.1)  # not the tokens' 90%
+    assert np.array_equal(np.asarray(dm.train_set.tokens), tokens[:start])
+    assert np.array_equal(np.asarray(dm.val_set.tokens), tokens[start:])
+
+
 @pytest.mark.parametrize("on_device", [True, False])
 def test_char_vocab_and_batches(text_dir: Path, on_device: bool):
     dm = TextDataModule(data_dir=str(text_dir), vocab="char", context_len=16, stride=8, batch_size=4, gather_on_device=on_device)
