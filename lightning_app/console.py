@@ -51,12 +51,17 @@ def without_unused_libraries() -> Iterator[None]:
     """
     from lightning_utilities.core.imports import RequirementCache
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    check = RequirementCache._check_requirement
+    check = getattr(RequirementCache, "_check_requirement", None)
+    if check is None:  # a lightning-utilities that checks otherwise: import everything, as before
+        yield
+        return
 
     def check_unless_unused(cache: RequirementCache) -> None:
-        if cache.requirement and Requirement(cache.requirement).name in UNUSED_LIBRARIES:
-            cache.available, cache.message = False, f"{cache.requirement!r} is not imported by ctt"
+        if cache.requirement and canonicalize_name(Requirement(cache.requirement).name) in UNUSED_LIBRARIES:
+            cache.available = False
+            cache.message = f"{cache.requirement!r} is hidden from Lightning's start-up by ctt (lightning_app/console.py)"
         else:
             check(cache)
 

@@ -210,7 +210,7 @@ class LanguageModel(LightningModule):
         self.schedule.total = int(total) if math.isfinite(total) else 0
         # A resumed run's optimizer holds the rate for the run length it was saved with; this run's may differ.
         scheduler = self.lr_schedulers()
-        for group, base in zip(self.trainer.optimizers[0].param_groups, scheduler.base_lrs):
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
             group["lr"] = base * self.schedule(scheduler.last_epoch)
         if self.hparams.compile == "auto" and not self.compiled:
             self._compile_if_worth_it()

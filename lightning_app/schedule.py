@@ -47,7 +47,11 @@ class LearningRateSchedule:
 
     def decay_now(self, step: int) -> int | None:
         """Begin the decay at ``step``, lasting ``decay_fraction`` of the shortened run's steps after the warmup, and return the new last step;
-        None (nothing changes) during the warmup, or when the decay has begun already or is planned to begin by then."""
+        None (nothing changes) during the warmup, or when the decay has begun already or is planned to begin by then.
+
+        A stall right at the end of the warmup ends the run a step later: the shortened run has no steps
+        after its warmup to take a share of, and a model that stopped improving during the warmup has
+        memorised what it can (its best checkpoint is kept)."""
         planned = self.total and step >= self.planned_start(self.total)
         if step < self.warmup or self.decay_start is not None or planned:
             return None

@@ -33,6 +33,16 @@ def books_by_id(folder: Path) -> dict[int, Path]:
 
 
 @pytest.fixture
+def tail_compresses_better(tmp_path: Path) -> Path:
+    """A corpus whose last tenth of the characters is far fewer than a tenth of its BPE tokens: scattered CJK, then English."""
+    folder = tmp_path / "uneven"
+    folder.mkdir()
+    (folder / "a.txt").write_text("".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1500)), encoding="utf-8")
+    (folder / "b.txt").write_text("the cat sat on the mat. " * 400, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
 def text_dir(tmp_path: Path) -> Path:
     """A small corpus: two .txt files (one with Gutenberg markers, BOM and CRLF) and a file to ignore."""
     folder = tmp_path / "corpus"

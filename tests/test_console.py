@@ -67,12 +67,14 @@ def test_lightning_is_imported_without_torchvision_and_transformers(tmp_path):
         "import sys\n"
         "from lightning_utilities.core.imports import RequirementCache\n"
         "from lightning_app import console\n"
-        "with console.without_unused_libraries():\n"
-        "    import lightning_app.cli\n"
-        "assert not {'torchvision', 'transformers'} & set(sys.modules)\n"
-        "assert RequirementCache('torchvision') and RequirementCache('transformers>=4.4')  # later checks see them\n"
+        "try:\n"
+        "    console.main(['fit', '--help'])  # imports the command line, Lightning and torchmetrics\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0\n"
+        "assert 'lightning.pytorch' in sys.modules and not {'torchvision', 'transformers'} & set(sys.modules)\n"
+        "assert RequirementCache('torchvision') and RequirementCache('Transformers>=4.4')  # later checks see them\n"
     )
     env = subprocess_env()
     env["PYTHONPATH"] = f"{tmp_path}:{env.get('PYTHONPATH', '')}"
-    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr[-2000:]

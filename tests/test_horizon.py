@@ -68,14 +68,14 @@ def test_a_limit_of_the_users_own_wins(text_dir: Path, caplog):
 
 def test_stalled_validation_starts_the_decay_and_ends_the_run_early(text_dir: Path, caplog):
     # A learning rate too small to change anything: val_bpc never improves after the first validation.
-    args = ["--model.lr=1e-30", "--model.schedule=wsd", "--horizon.passes=40", "--horizon.min_steps=1", "--horizon.checks=40"]
+    args = ["--model.lr=1e-30", "--model.schedule=wsd", "--model.warmup_steps=2", "--horizon.passes=40", "--horizon.min_steps=1", "--horizon.checks=40"]
     with caplog.at_level(logging.INFO):
         main(["fit", *TINY, f"--data.data_dir={text_dir}", *UNLIMITED, *args, "--horizon.patience=2"])
     planned = int(re.search(r"Run length: ([\d,]+) steps", caplog.text)[1].replace(",", ""))
     every = int(re.search(r"validation every (\d+) steps", caplog.text)[1])
     stop, start = map(int, re.search(r"Stopped at step (\d+): validation stopped improving, so the decay started early at step (\d+)", caplog.text).groups())
     assert start == 3 * every  # the first validation sets the best, the next two bring nothing new
-    assert stop == start + round(start * 0.3 / 0.7) < planned  # the decay keeps its 30% share of the shortened run
+    assert stop == start + round((start - 2) * 0.3 / 0.7) < planned  # 30% of the shortened run's steps after the warmup
     assert "val_bpc has not improved for 2 validations (best" in caplog.text and f"decays from now to step {stop}," in caplog.text
 
 

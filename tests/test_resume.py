@@ -110,7 +110,8 @@ def test_last_resumes_the_newest_run_with_these_settings_and_leaves_others_alone
 def test_a_longer_resumed_run_takes_its_first_step_at_its_own_learning_rate(text_dir: Path):
     fit(text_dir)  # 4 steps: the cosine schedule ends at min_lr 0
     fit(text_dir, "--ckpt_path=last", "--trainer.max_epochs=2")  # 8 steps: step 4 is early in the decay
-    rows = list(csv.DictReader(Path("lightning_logs/version_0/metrics.csv").open()))
+    with open("lightning_logs/version_0/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     lr = {int(row["step"]): float(row["lr/pg1"]) for row in rows if row.get("lr/pg1")}
     progress = (4 - 3) / (8 - 3)  # 3 warmup steps
     assert lr[4] == pytest.approx(3e-4 * 0.5 * (1 + math.cos(math.pi * progress)))  # not the saved run's 0

@@ -43,6 +43,11 @@ def test_decay_now_waits_for_the_end_of_the_warmup():
     assert schedule.planned_start(200) == 170  # the same decay as a planned 200-step run's
 
 
+def test_a_stall_at_the_end_of_the_warmup_ends_the_run_a_step_later():
+    schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=1000)
+    assert schedule.decay_now(100) == 101 and schedule(100) == 1.0 and schedule(101) == 0.0
+
+
 def test_a_short_run_decays_only_after_its_warmup():
     schedule = LearningRateSchedule("wsd", warmup=100, floor=0.0, decay_fraction=0.3, total=120)
     assert schedule.planned_start(120) == 114

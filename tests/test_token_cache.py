@@ -47,13 +47,9 @@ def test_bpe_is_fitted_on_the_training_split_only(tmp_path: Path):
     assert corpus.tokenizer.decode(corpus.tokens) == expected
 
 
-def test_bpe_validation_starts_where_its_training_text_ends(tmp_path: Path):
-    # The tail compresses far better than the head, so the last 10% of the tokens would reach back into
-    # the text the vocabulary was fitted on.
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    (folder / "a.txt").write_text("".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(1500)), encoding="utf-8")
-    (folder / "b.txt").write_text("the cat sat on the mat. " * 400, encoding="utf-8")
+def test_bpe_validation_starts_where_its_training_text_ends(tail_compresses_better: Path, tmp_path: Path):
+    # The last 10% of the tokens would reach back into the text the vocabulary was fitted on.
+    folder = tail_compresses_better
     corpus = load_or_build(folder, "bpe", tmp_path / "cache", bpe_vocab_size=300, val_fraction=0.1)
     text = DOCUMENT_SEPARATOR.join(text for _, text in iter_documents(folder))
     cut = int(len(text) * 0.9)
