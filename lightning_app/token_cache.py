@@ -4,9 +4,10 @@
 dtype, the token count, where validation starts for a BPE vocabulary, and the notes made while
 reading the files (shown again when the cache is used). The key hashes the raw bytes of every
 input file and the tokenizer kind (for BPE also its size and the validation share kept out of its
-training text), so changed files or another vocabulary never reuse a stale cache. Both files are written to a temporary
-name and renamed, so a killed run leaves no half-written cache behind; a ``.bin`` whose size
-disagrees with its ``.json``, or that holds ids outside the vocabulary, is rebuilt.
+training text), so changed files or another vocabulary never reuse a stale cache. Both files are
+written to a temporary name and renamed, so a killed run leaves no half-written cache behind; a
+``.bin`` whose size disagrees with its ``.json``, or that holds ids outside the vocabulary, is
+rebuilt.
 """
 
 from __future__ import annotations
