@@ -15,7 +15,7 @@ DISTRIBUTION = "lightning-app-ctt"
 # torchmetrics, which Lightning imports, imports its image, detection, text and multimodal metrics
 # with it, and with them torchvision and transformers where they are installed: 2.4 s more start-up
 # on an H200 machine's Python (10.1 s against 7.7 s), and up to 9 s on a cold disk. It also imports
-# matplotlib's pyplot for its metrics' plots: 0.4 to 1.0 s on a 2-core machine. ctt uses none of
+# matplotlib's pyplot for its metrics' plots: 0.4 to 0.6 s on a 2-core machine. ctt uses none of
 # them through Lightning; `ctt plot` and the plot after training import matplotlib themselves.
 HIDDEN_FROM_LIGHTNING = ("torchvision", "transformers", "matplotlib")
 
