@@ -1,9 +1,17 @@
 """Stopping on a signal: Ctrl-C (SIGINT) or SIGTERM end fit, validate or test with status 128 + signal, never 0.
 
-During training the first signal lets the current step finish, saves ``last.ckpt`` in the run's
-checkpoint folder and says how to resume (Lightning's own SIGTERM handling stops the loop; Ctrl-C
-takes the same path). Anywhere else, and for a second signal, ``Interrupted`` is raised at once:
-the process unwinds, so temporary files are removed, and ``cli.main`` exits.
+During training the first signal lets the current step (or validation) finish, saves ``last.ckpt``
+in the run's checkpoint folder and says how to resume. Anywhere else, and for a second signal,
+``Interrupted`` is raised at once: the process unwinds, so temporary files are removed, and
+``cli.main`` exits.
+
+With several processes (DDP) every one must leave the loop after the same step, whichever of them
+got the signal: a scheduler signals them all, ``kill PID`` only one. So the signal handler only
+records the signal, and after each step and each validation the processes agree on it (an
+all-reduce); then Lightning's own way out (its SIGTERM flag) ends the loop on every rank at once.
+Lightning's SIGTERM handler is replaced during training: it broadcasts from inside the handler and
+forwards the signal to the other processes, so a signal that reaches every process (as ``timeout``,
+SLURM and Kubernetes send it) left the ranks waiting for each other for ever.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -39,24 +48,17 @@ class Interrupted(BaseException):
 class _State:
     graceful = False  # True while Lightning's training loop can stop after the current step
     received: int | None = None  # the signal that asked for that stop
-    relaying = False
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    if _State.relaying:  # our own call of the SIGTERM handler below
-        return
     if not _State.graceful or _State.received is not None:
         raise Interrupted(signum)
-    _State.received = signum
-    if signum != signal.SIGTERM:
-        # Lightning's SIGTERM handler (it also calls this one) tells the loop, and every rank, to stop after the step.
-        _State.relaying = True
-        try:
-            handler = signal.getsignal(signal.SIGTERM)
-            if callable(handler):
-                handler(signal.SIGTERM, frame)
-        finally:
-            _State.relaying = False
+    _State.received = signum  # StopOnSignal acts on it after the step
+
+
+def _install_handlers() -> None:
+    for signum in SIGNALS:
+        signal.signal(signum, _on_signal)
 
 
 @contextmanager
@@ -66,8 +68,7 @@ def stop_on_signals() -> Iterator[None]:
         yield
         return
     previous: dict[int, Callable[..., Any] | int | None] = {s: signal.getsignal(s) for s in SIGNALS}
-    for signum in SIGNALS:
-        signal.signal(signum, _on_signal)
+    _install_handlers()
     try:
         yield
     finally:
@@ -76,11 +77,38 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def _agreed_signal(trainer: Trainer) -> int | None:
+    """The signal that any of the run's processes received (each process must call this at the same point)."""
+    if trainer.world_size == 1 or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return _State.received
+    received = torch.tensor([_State.received or 0], device=trainer.strategy.root_device)
+    torch.distributed.all_reduce(received, op=torch.distributed.ReduceOp.MAX)
+    return int(received.item()) or None
+
+
 class StopOnSignal(Callback):
     """Ends fit after the current step on SIGINT or SIGTERM, saves last.ckpt and exits with 128 + signal."""
 
+    def on_sanity_check_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        _install_handlers()  # over Lightning's, registered just before (see the module docstring)
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        _State.graceful = True  # Lightning's SIGTERM handler is in place from here until its teardown
+        _install_handlers()
+        _State.graceful = True
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        self._stop_if_signalled(trainer)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._stop_if_signalled(trainer)
+
+    @staticmethod
+    def _stop_if_signalled(trainer: Trainer) -> None:
+        received = _agreed_signal(trainer)
+        if received is not None:
+            _State.received = received
+            trainer._signal_connector.received_sigterm = True  # Lightning leaves the loop at the end of this step
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         _State.graceful = False

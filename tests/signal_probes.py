@@ -24,3 +24,17 @@ class SignalInSetup(Callback):
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         os.kill(os.getpid(), self.signum)
+
+
+class SignalGroupAtStep(Callback):
+    """Rank 0 sends ``signum`` to its whole process group, every rank included, during a given step.
+
+    The way `timeout`, SLURM and Kubernetes stop a job: each process gets the signal itself.
+    """
+
+    def __init__(self, step: int, signum: int = 15) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_start(self, trainer, *args) -> None:
+        if trainer.global_rank == 0 and trainer.global_step == self.step - 1:
+            os.killpg(os.getpgid(0), self.signum)

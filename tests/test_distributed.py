@@ -1,9 +1,14 @@
 """Two ranks on one machine (DDP on CPU, gloo): one prepares the data, each trains on its own windows, both agree on val_bpc."""
 
+import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 from lightning_app.cli import main
 
@@ -46,3 +51,26 @@ def test_a_run_resumes_mid_epoch_on_two_ranks(text_dir: Path, tmp_path: Path, ca
     resumed = subprocess.run(command, cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Resuming run checkpoints/version_0 at step 9" in resumed.stderr and "Stopped at step 12" in resumed.stderr
+
+
+def test_a_signal_to_every_rank_stops_them_all_after_the_same_step(text_dir: Path, tmp_path: Path):
+    # SIGTERM to every process of the run at once, as schedulers send it: all ranks save the step and exit with 143.
+    args = [
+        "fit", f"--data.data_dir={text_dir}", "--data.context_len=16", "--data.batch_size=8", "--model.dim=32",
+        "--model.depth=1", "--model.heads=2", "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
+        "--trainer.max_steps=40", "--trainer.val_check_interval=5", "--trainer.limit_val_batches=2",
+        "--trainer.enable_progress_bar=false", "--sample.length=0",
+        "--trainer.callbacks+=tests.signal_probes.SignalGroupAtStep", "--trainer.callbacks.step=7",
+    ]  # fmt: skip
+    command = [sys.executable, "-m", "lightning_app", *args]
+    run = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, start_new_session=True)  # fmt: skip
+    try:
+        out, err = run.communicate(timeout=120)
+    finally:  # a run that hangs leaves no process behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Traceback" not in err
+    assert "Stopped by SIGTERM at step 7; resume with --ckpt_path checkpoints/version_0/last.ckpt" in err
+    assert torch.load(tmp_path / "checkpoints/version_0/last.ckpt", weights_only=True)["global_step"] == 7
