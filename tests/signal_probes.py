@@ -26,15 +26,17 @@ class SignalInSetup(Callback):
         os.kill(os.getpid(), self.signum)
 
 
-class SignalGroupAtStep(Callback):
-    """Rank 0 sends ``signum`` to its whole process group, every rank included, during a given step.
+class SignalRanksAtStep(Callback):
+    """During a given step, rank 0 sends ``signum`` to its whole process group, every rank included (the way
+    `timeout`, SLURM and Kubernetes stop a job), or only the process of rank ``only_rank`` gets it (`kill PID`)."""
 
-    The way `timeout`, SLURM and Kubernetes stop a job: each process gets the signal itself.
-    """
-
-    def __init__(self, step: int, signum: int = 15) -> None:
-        self.step, self.signum = step, signum
+    def __init__(self, step: int, signum: int = 15, only_rank: int | None = None) -> None:
+        self.step, self.signum, self.only_rank = step, signum, only_rank
 
     def on_train_batch_start(self, trainer, *args) -> None:
-        if trainer.global_rank == 0 and trainer.global_step == self.step - 1:
+        if trainer.global_step != self.step - 1:
+            return
+        if self.only_rank is None and trainer.global_rank == 0:
             os.killpg(os.getpgid(0), self.signum)
+        elif trainer.global_rank == self.only_rank:
+            os.kill(os.getpid(), self.signum)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lightning_app.cli import main
@@ -53,14 +54,16 @@ def test_a_run_resumes_mid_epoch_on_two_ranks(text_dir: Path, tmp_path: Path, ca
     assert "Resuming run checkpoints/version_0 at step 9" in resumed.stderr and "Stopped at step 12" in resumed.stderr
 
 
-def test_a_signal_to_every_rank_stops_them_all_after_the_same_step(text_dir: Path, tmp_path: Path):
-    # SIGTERM to every process of the run at once, as schedulers send it: all ranks save the step and exit with 143.
+@pytest.mark.parametrize("only_rank", [None, 1], ids=["every rank", "rank 1 alone"])
+def test_a_signal_stops_every_rank_after_the_same_step(text_dir: Path, tmp_path: Path, only_rank: int | None):
+    # SIGTERM to every process of the run at once, as schedulers send it, or to one: all ranks save the step, exit 143.
     args = [
         "fit", f"--data.data_dir={text_dir}", "--data.context_len=16", "--data.batch_size=8", "--model.dim=32",
         "--model.depth=1", "--model.heads=2", "--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp",
         "--trainer.max_steps=40", "--trainer.val_check_interval=5", "--trainer.limit_val_batches=2",
         "--trainer.enable_progress_bar=false", "--sample.length=0",
-        "--trainer.callbacks+=tests.signal_probes.SignalGroupAtStep", "--trainer.callbacks.step=7",
+        "--trainer.callbacks+=tests.signal_probes.SignalRanksAtStep", "--trainer.callbacks.step=7",
+        f"--trainer.callbacks.only_rank={'null' if only_rank is None else only_rank}",
     ]  # fmt: skip
     command = [sys.executable, "-m", "lightning_app", *args]
     run = subprocess.Popen(command, cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
