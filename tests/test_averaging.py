@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -29,3 +30,11 @@ def test_ema_is_validated_saved_and_loaded(text_dir: Path):
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError, match="EMA decay"):
         EMA(**kwargs)
+
+
+@pytest.mark.parametrize(("val_check_batch", "accumulate", "every"), [(3, 1, 3), (12, 2, 6), (50, 1, 10), (1.0, 1, 10)])
+def test_the_average_is_updated_at_least_as_often_as_validation_runs(val_check_batch, accumulate, every):
+    ema = EMA(update_every_n_steps=10)
+    trainer = SimpleNamespace(val_check_batch=val_check_batch, accumulate_grad_batches=accumulate)
+    ema.on_train_batch_start(trainer, pl_module=None, batch=None, batch_idx=0)
+    assert ema.update_every_n_steps == every
