@@ -8,6 +8,7 @@ vocabulary was not fitted on), so no window straddles both splits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -19,14 +20,15 @@ import torch
 from jsonargparse.typing import NonNegativeInt, OpenUnitInterval, PositiveFloat, PositiveInt
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.strategies import FSDPStrategy
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from .corpus import EMBEDDED_CORPUS_NAME, text_files
 from .credentials import mask_credentials
 from .errors import UsageError, path_error
 from .gutenberg import DEFAULT_IDS, DEFAULT_MIRROR, download_books
-from .token_cache import TokenizedCorpus, load_or_build
+from .token_cache import TokenizedCorpus, load_or_build, text_hash
 from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -254,20 +256,41 @@ class TextDataModule(LightningDataModule):
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], context_len, context_len)
         rank_zero_info(f"Data: {self._describe()}.")
 
+    def _source(self) -> str:
+        """Where the text comes from, e.g. 'data (3 .txt files, 1.20 MB)'."""
+        if self.data_dir is None:
+            return EMBEDDED_CORPUS_NAME
+        files = text_files(self.data_dir)
+        return f"{self.data_dir} ({len(files)} .txt files, {sum(f.stat().st_size for f in files) / 1e6:.2f} MB)"
+
     def _describe(self) -> str:
         """The corpus, its size and tokens, and what one epoch holds, in one line."""
-        if self.data_dir is None:
-            source = EMBEDDED_CORPUS_NAME
-        else:
-            files = text_files(self.data_dir)
-            source = f"{self.data_dir} ({len(files)} .txt files, {sum(f.stat().st_size for f in files) / 1e6:.2f} MB)"
         tokenizer, world = self.corpus.tokenizer, 1 if self.trainer is None else self.trainer.world_size
         train, val, batch = self.train_set, self.val_set, self.hparams.batch_size
         return (
-            f"{source}: {len(self.corpus.tokens):,} tokens ({tokenizer.kind} vocabulary of {tokenizer.vocab_size}); "
+            f"{self._source()}: {len(self.corpus.tokens):,} tokens ({tokenizer.kind} vocabulary of {tokenizer.vocab_size}); "
             f"training {len(train.tokens):,} tokens in {len(train):,} windows, {len(train) // (batch * world):,} "
             f"batches of {batch} per device per epoch; validation {len(val.tokens):,} tokens in {len(val):,} windows"
         )
+
+    @functools.cached_property
+    def _text(self) -> dict[str, str]:
+        """The text this datamodule reads: a hash of its bytes, and where it comes from."""
+        return {"text_hash": text_hash(self.data_dir), "text": self._source()}
+
+    def state_dict(self) -> dict[str, str]:
+        """Stored in checkpoints, so that resuming or scoring one on other text does not pass unnoticed."""
+        return dict(self._text) if self.corpus is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, str]) -> None:
+        trained_on = state_dict.get("text_hash")
+        if trained_on is None or self.corpus is None or trained_on == self._text["text_hash"]:
+            return  # a checkpoint that predates the check, or the same text
+        other = f"the checkpoint was trained on {state_dict.get('text')}, and this command reads {self._text['text']}"
+        if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            raise UsageError(f"--ckpt_path: {other}; resume on the same text, or leave --ckpt_path out to start a new run.")
+        if rank_zero_only.rank == 0:
+            log.warning("Scoring on other text than the training text: %s.", other)
 
     def _loader(
         self,

@@ -43,10 +43,8 @@ class TokenizedCorpus:
     val_start: int | None = None  # BPE: the first validation token, the end of the text it was fitted on
 
 
-def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
-    """A hash of the corpus bytes, the tokenizer (kind, and for BPE what it is fitted on) and the cache version."""
-    bpe = f"{bpe_vocab_size}:{val_fraction}:" if vocab == "bpe" else ""
-    digest = hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:{bpe}".encode())
+def _hash_text(digest: Any, data_dir: Path | None) -> str:
+    """``digest`` updated with the corpus: every file's size and bytes, in order (or the embedded corpus)."""
     if data_dir is None:
         digest.update(embedded_corpus().encode())
     else:
@@ -59,6 +57,17 @@ def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, va
             except OSError as err:
                 raise path_error(err, "The text file", path, "make it readable or move it out of data.data_dir") from err
     return digest.hexdigest()[:32]
+
+
+def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
+    """A hash of the corpus bytes, the tokenizer (kind, and for BPE what it is fitted on) and the cache version."""
+    bpe = f"{bpe_vocab_size}:{val_fraction}:" if vocab == "bpe" else ""
+    return _hash_text(hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:{bpe}".encode()), data_dir)
+
+
+def text_hash(data_dir: Path | None) -> str:
+    """A hash of the corpus bytes alone: the same text gives the same hash in every version of ctt."""
+    return _hash_text(hashlib.sha256(), data_dir)
 
 
 Warn = Callable[[str], None]

@@ -151,6 +151,23 @@ def test_resuming_with_other_settings_names_them(text_dir: Path, capsys):
         assert "model.dim 32 (this command: 64); data.vocab 'byte' (this command: 'char')" in err
 
 
+def test_resuming_on_other_text_is_refused_and_scoring_on_it_is_said(text_dir: Path, tmp_path: Path, capsys, caplog):
+    # Trained with data.data_dir left out while ./data did not exist: the embedded corpus. Then ./data appears.
+    main(["fit", *TINY, "--trainer.max_steps=2"])
+    saved = Path("checkpoints/version_0/last.ckpt").read_bytes()
+    Path("data").mkdir()
+    (Path("data") / "a.txt").write_text((text_dir / "a.txt").read_text())
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", *TINY, "--trainer.max_steps=4", "--ckpt_path=last"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 1 and err.count("\n") == 0 and "Traceback" not in err
+    assert "the checkpoint was trained on the embedded default corpus" in err and "this command reads data (1 .txt files" in err
+    assert Path("checkpoints/version_0/last.ckpt").read_bytes() == saved
+    with caplog.at_level("WARNING"):
+        main(["validate", "--ckpt_path=checkpoints/version_0/last.ckpt", "--trainer.enable_progress_bar=false"])
+    assert "Scoring on other text than the training text: the checkpoint was trained on the embedded" in caplog.text
+
+
 def test_a_checkpoint_outside_the_runs_resumes_as_a_new_run(text_dir: Path, caplog):
     fit(text_dir)
     Path("checkpoints/version_0/last.ckpt").rename("kept.ckpt")
