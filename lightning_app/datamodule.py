@@ -122,6 +122,11 @@ class ResumableDataLoader(DataLoader):
             self._to_skip = state["batches_served"]
 
 
+def _seed() -> int:
+    """The run's seed, which orders the training windows (seed_everything sets it)."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))
+
+
 class TextDataModule(LightningDataModule):
     def __init__(
         self,
@@ -278,19 +283,28 @@ class TextDataModule(LightningDataModule):
         """The text this datamodule reads: a hash of its bytes, and where it comes from."""
         return {"text_hash": text_hash(self.data_dir), "text": self._source()}
 
-    def state_dict(self) -> dict[str, str]:
-        """Stored in checkpoints, so that resuming or scoring one on other text does not pass unnoticed."""
-        return dict(self._text) if self.corpus is not None else {}
+    def state_dict(self) -> dict[str, str | int]:
+        """Stored in checkpoints, so that resuming on other text or in another order is refused, and scoring on
+        other text is said."""
+        return {**self._text, "seed": _seed()} if self.corpus is not None else {}
 
-    def load_state_dict(self, state_dict: dict[str, str]) -> None:
+    def load_state_dict(self, state_dict: dict[str, str | int]) -> None:
+        if self.corpus is None:
+            return
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
         trained_on = state_dict.get("text_hash")
-        if trained_on is None or self.corpus is None or trained_on == self._text["text_hash"]:
-            return  # a checkpoint that predates the check, or the same text
-        other = f"the checkpoint was trained on {state_dict.get('text')}, and this command reads {self._text['text']}"
-        if self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
-            raise UsageError(f"--ckpt_path: {other}; resume on the same text, or leave --ckpt_path out to start a new run.")
-        if rank_zero_only.rank == 0:
-            log.warning("Scoring on other text than the training text: %s.", other)
+        if trained_on not in (None, self._text["text_hash"]):  # None: a checkpoint that predates the check
+            other = f"the checkpoint was trained on {state_dict.get('text')}, and this command reads {self._text['text']}"
+            if fitting:
+                raise UsageError(f"--ckpt_path: {other}; resume on the same text, or leave --ckpt_path out to start a new run.")
+            if rank_zero_only.rank == 0:
+                log.warning("Scoring on other text than the training text: %s.", other)
+        if fitting and state_dict.get("seed", _seed()) != _seed():
+            raise UsageError(
+                f"--ckpt_path: the checkpoint was trained with seed_everything {state_dict['seed']}, and this command sets "
+                f"{_seed()}; the order of the training windows follows it: resume with the same seed, or leave --ckpt_path "
+                "out to start a new run."
+            )
 
     def _loader(
         self,
@@ -328,8 +342,7 @@ class TextDataModule(LightningDataModule):
         # Each rank draws its own share of a permutation seeded by (seed, epoch): Lightning calls
         # set_epoch, so the order is the same after a resume, on any number of devices.
         rank, world = self._rank_and_world()
-        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
-        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=_seed(), drop_last=True)
         if len(sampler) < self.hparams.batch_size:
             raise UsageError(
                 f"The training split has {len(self.train_set)} windows, {len(sampler)} per device, fewer than "

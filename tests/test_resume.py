@@ -168,6 +168,16 @@ def test_resuming_on_other_text_is_refused_and_scoring_on_it_is_said(text_dir: P
     assert "Scoring on other text than the training text: the checkpoint was trained on the embedded" in caplog.text
 
 
+def test_resuming_with_another_seed_is_refused(text_dir: Path, capsys):
+    # The seed orders the training windows: another one would train some windows twice and skip others.
+    fit(text_dir)
+    with pytest.raises(SystemExit) as exit_:
+        fit(text_dir, "--ckpt_path=last", "--trainer.max_epochs=2", "--seed_everything=7")
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 1 and err.count("\n") == 0
+    assert "trained with seed_everything 1337, and this command sets 7" in err
+
+
 def test_a_checkpoint_outside_the_runs_resumes_as_a_new_run(text_dir: Path, caplog):
     fit(text_dir)
     Path("checkpoints/version_0/last.ckpt").rename("kept.ckpt")
