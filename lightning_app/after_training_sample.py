@@ -8,6 +8,7 @@ from typing import ClassVar
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.strategies import FSDPStrategy
 
+from .errors import UsageError
 from .sampling import SamplingOptions, printable, sample_text
 
 
@@ -25,8 +26,16 @@ class SampleText(SamplingOptions, Callback):
     key_prefix: ClassVar[str] = "sample."
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.length:  # a prompt the vocabulary cannot encode fails now, not after training
+        if not self.length:
+            return
+        try:  # a prompt the vocabulary cannot encode fails now, not after training
             pl_module.tokenizer.encode(self.prompt)
+        except ValueError as err:  # only a char vocabulary lacks characters
+            missing = "".join(sorted(set(self.prompt) - set(pl_module.tokenizer.chars)))
+            raise UsageError(
+                f"sample.prompt {self.prompt!r} holds characters that this corpus lacks ({missing!r}); set --sample.prompt "
+                "to text from the corpus, or --sample.length 0 to skip the sample."
+            ) from err
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # At the end of training, not of fit: by on_fit_end Lightning has moved the model to the CPU,

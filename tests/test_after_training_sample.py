@@ -59,3 +59,13 @@ def test_the_sample_runs_on_the_training_device(text_dir, monkeypatch):
           "--trainer.max_steps=4", "--trainer.limit_val_batches=1", "--trainer.accelerator=gpu", "--trainer.devices=1",
           f"--data.data_dir={text_dir}", "--sample.length=8"])  # fmt: skip
     assert devices == ["cuda"]
+
+
+def test_a_prompt_the_corpus_cannot_hold_is_refused_before_training_naming_sample_prompt():
+    from lightning_app.errors import UsageError
+    from lightning_app.tokenizer import CharTokenizer
+
+    lm = SimpleNamespace(tokenizer=CharTokenizer.fit(["it was the best of times"]))
+    with pytest.raises(UsageError, match=r"sample\.prompt 'It was' holds characters that this corpus lacks \('I'\)"):
+        SampleText(length=10, prompt="It was").on_fit_start(trainer=None, pl_module=lm)
+    SampleText(length=0, prompt="It was").on_fit_start(trainer=None, pl_module=lm)  # no sample: no check
