@@ -171,6 +171,8 @@ class TrainerCLI(LightningCLI):
         """Claim this run's folders (after checking that every output folder can be written) and point the outputs there."""
         subcommand = self.config.subcommand
         config = self.config[subcommand]
+        if (accumulate := config.trainer.get("accumulate_grad_batches", 1)) < 1:  # Lightning would divide by it
+            raise UsageError(f"trainer.accumulate_grad_batches must be 1 or more (1: a step after every batch), got {accumulate}.")
         callbacks = [StopOnSignal()]
         if subcommand == "fit" and self.folders.checkpoint_root is not None:
             callbacks.append(LinkNewest(self.folders.checkpoint_root))
@@ -321,8 +323,18 @@ def main(args: list[str] | None = None) -> None:
     except Exception as err:
         if debug or not is_user_error(err):
             raise
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        message = _one_line(str(err))
+        print(f"error: {LIGHTNING_MESSAGES.get(message, message)}", file=sys.stderr)
         sys.exit(1)
+
+
+# Lightning's messages that say what is wrong but not how to fix it, in ctt's words.
+LIGHTNING_MESSAGES = {
+    "No supported gpu backend found!": (
+        "trainer.accelerator gpu, but PyTorch finds no GPU here: add --trainer.accelerator cpu to run on the CPU "
+        "(configs/quickstart.yaml is the CPU recipe), or install a CUDA build of PyTorch."
+    ),
+}
 
 
 def _one_line(message: str) -> str:

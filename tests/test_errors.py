@@ -45,6 +45,20 @@ def test_bad_values(text_dir: Path, capsys, flag: str, message: str):
     assert message in err and err.count("\n") == 0
 
 
+def test_accumulating_zero_batches_is_refused(text_dir: Path, capsys):
+    err = fit_error(capsys, f"--data.data_dir={text_dir}", "--trainer.accumulate_grad_batches=0")
+    assert "trainer.accumulate_grad_batches must be 1 or more" in err and err.count("\n") == 0
+
+
+def test_a_gpu_config_on_a_machine_without_one_says_how_to_run_on_the_cpu(text_dir: Path, capsys, monkeypatch):
+    from lightning.pytorch.trainer.connectors import accelerator_connector
+
+    for accelerator in (accelerator_connector.CUDAAccelerator, accelerator_connector.MPSAccelerator):
+        monkeypatch.setattr(accelerator, "is_available", staticmethod(lambda: False))
+    err = fit_error(capsys, f"--data.data_dir={text_dir}", "--trainer.accelerator=gpu")
+    assert "PyTorch finds no GPU here: add --trainer.accelerator cpu" in err and err.count("\n") == 0
+
+
 @pytest.mark.parametrize(
     "flag",
     [
