@@ -256,6 +256,12 @@ class TextDataModule(LightningDataModule):
                 f"The corpus has {len(tokens)} tokens, so a validation split of {n_val} and a training split of "
                 f"{len(tokens) - n_val}; each needs at least context_len + 1 = {needed}: add text or lower data.context_len."
             )
+        if self.stride > context_len and rank_zero_only.rank == 0:
+            log.warning(
+                "data.stride %d is longer than data.context_len %d: training leaves out %d of every %d tokens; "
+                "set data.stride to %d or less to train on all of them.",
+                self.stride, context_len, self.stride - context_len, self.stride, context_len,
+            )  # fmt: skip
         self.train_set = LMSequenceDataset(tokens[: len(tokens) - n_val], context_len, self.stride)
         # Validation windows never overlap, so every validation token is scored at most once.
         self.val_set = LMSequenceDataset(tokens[len(tokens) - n_val :], context_len, context_len)

@@ -40,6 +40,16 @@ def test_split_is_contiguous_and_val_is_the_tail(text_dir: Path):
     assert dm.val_set.stride == 16
 
 
+@pytest.mark.parametrize(("stride", "warned"), [(16, False), (20, True), (None, False)])
+def test_a_stride_longer_than_the_context_is_warned_about(text_dir: Path, caplog, stride: int | None, warned: bool):
+    dm = TextDataModule(data_dir=str(text_dir), context_len=16, stride=stride)
+    dm.prepare_data()
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    said = "data.stride 20 is longer than data.context_len 16: training leaves out 4 of every 20 tokens"
+    assert (said in caplog.text) is warned
+
+
 def test_a_bpe_split_falls_where_the_vocabularys_training_text_ends(tail_compresses_better: Path):
     dm = TextDataModule(data_dir=str(tail_compresses_better), vocab="bpe", bpe_vocab_size=300, context_len=16, val_fraction=0.1)
     dm.prepare_data()
