@@ -79,6 +79,8 @@ def adopt(info: CheckpointInfo, config: Namespace, given: set[str]) -> None:
             config[key] = value
         elif key in WEIGHTS and _applies(key, info.settings) and config[key] != value:
             refused.append(f"{key} {config[key]!r} (its weights have {value!r})")
+    if "model.context_len" in config:  # linked to data.context_len, whichever of the two was given
+        config["model.context_len"] = config["data.context_len"]
     if refused:
         raise UsageError(
             f"{'; '.join(refused)} cannot apply to {info.path}; leave it out: validate and test take the "

@@ -54,7 +54,8 @@ def test_validate_and_test_score_with_the_checkpoints_own_settings(text_dir: Pat
         main([command, "--ckpt_path=checkpoints/model.ckpt", "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2"])
         printed = float(re.search(r"val_bpc\s+([\d.]+)", capsys.readouterr().out).group(1))
         assert abs(printed - float(score)) < 1e-4  # scored on the data, vocabulary and sizes it was trained with
-    main(["validate", "--ckpt_path=last", "--data.context_len=16", "--data.batch_size=4"])  # free to change: not the weights
+    for context_len in (16, 256):  # free to change: not the weights (256 is also the default)
+        main(["validate", "--ckpt_path=last", f"--data.context_len={context_len}", "--data.batch_size=4"])
 
 
 @pytest.mark.parametrize("subcommand", ["validate", "test", "predict"])
