@@ -265,7 +265,7 @@ def _run(args: list[str]) -> None:
         generate_command(args[1:])
         return
     if args[:1] == ["plot"]:
-        jsonargparse.CLI(plot_command, args=args[1:], prog="ctt plot")
+        jsonargparse.CLI(plot_command, args=args[1:], prog="ctt plot", exit_on_error=False)
         return
     # A subcommand's parser reads the signature of every class it offers (0.1 s or more each on a 2-core
     # CPU): `ctt fit ...` builds only fit's; anything else (a misspelt name, an option first) gets them all.

@@ -123,8 +123,8 @@ def generate(options: GenerateOptions, out: TextIO) -> None:
 def generate_command(args: list[str]) -> None:
     """`ctt generate ARGS`: parse, generate, and on Ctrl-C keep what was printed and exit with status 130."""
     options = jsonargparse.CLI(
-        GenerateOptions, args=args, as_positional=False, prog="ctt generate", description=DESCRIPTION
-    )
+        GenerateOptions, args=args, as_positional=False, prog="ctt generate", description=DESCRIPTION, exit_on_error=False
+    )  # a wrong flag: cli.main reports it in one line
     try:
         generate(options, sys.stdout)
     except KeyboardInterrupt:

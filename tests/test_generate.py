@@ -141,6 +141,15 @@ def test_sampling_mistakes_name_the_flag(char_ckpt: Path, capsys):
         assert "--seed must be between 0 and 2**63" in error_line(capsys, f"--ckpt_path={char_ckpt}", f"--seed={seed}")
 
 
+@pytest.mark.parametrize(("args", "said"), [(["--ckpt_path=x.ckpt", "--lenght=5"], "unrecognized arguments: --lenght=5"),
+                                            ([], "ckpt_path")])  # fmt: skip
+def test_a_wrong_flag_is_one_line_without_the_usage(args: list[str], said: str, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        generate(*args)
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.startswith("error: ") and said in err and "\n" not in err and "usage" not in err
+
+
 def test_a_missing_device_is_named_before_the_checkpoint_is_read(capsys):
     absent = f"cuda:{torch.cuda.device_count()}"  # one past the last GPU, on any machine
     message = error_line(capsys, "--ckpt_path=nope.ckpt", f"--device={absent}")

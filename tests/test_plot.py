@@ -138,3 +138,12 @@ def test_short_runs_get_markers_long_ones_plain_lines(tmp_path: Path, monkeypatc
     drawn.clear()
     plot_run(tmp_path)
     assert drawn["train BPC"] == "o"  # four points: each one visible
+
+
+def test_ctt_plot_without_a_run_folder_is_one_line(capsys):
+    from lightning_app.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["plot"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err == "error: the following arguments are required: run_dir (see --help)"
