@@ -45,6 +45,10 @@ def test_bad_values(text_dir: Path, capsys, flag: str, message: str):
     assert message in err and err.count("\n") == 0
 
 
+def test_a_seed_out_of_range_is_named(capsys):
+    assert "seed_everything must be between 0 and 2**32 - 1" in fit_error(capsys, "--seed_everything=-1")
+
+
 def test_accumulating_zero_batches_is_refused(text_dir: Path, capsys):
     err = fit_error(capsys, f"--data.data_dir={text_dir}", "--trainer.accumulate_grad_batches=0")
     assert "trainer.accumulate_grad_batches must be 1 or more" in err and err.count("\n") == 0
