@@ -252,7 +252,7 @@ def _quiet_console() -> None:
         r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # inside Lightning itself
         r".*The dirpath has changed from.*",  # a checkpoint used by another run than the one that wrote it
         r".*is smaller than the logging interval.*",  # the interval counts steps over all epochs (LogThroughoutTheRun)
-        r".*use `sync_dist=True`.*",  # val_loss and val_bpc are torchmetrics values, already summed over the ranks
+        r".*sync_dist=True\)` when logging on epoch level.*",  # val_loss and val_bpc: torchmetrics, summed over the ranks
     ):
         warnings.filterwarnings("ignore", message=pattern)
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(

@@ -159,3 +159,21 @@ def test_user_error_is_one_line_and_nonzero(tmp_path: Path, capsys):
 def test_tensorboard_logger_works(text_dir: Path):
     fit(f"--data.data_dir={text_dir}", "--trainer.logger=lightning.pytorch.loggers.TensorBoardLogger", "--trainer.logger.save_dir=tb")
     assert list(Path("tb/lightning_logs/version_0").glob("events.out.tfevents.*")) and Path("checkpoints/version_0/model.ckpt").is_file()
+
+
+def test_warnings_a_user_cannot_act_on_are_hidden():
+    import warnings
+
+    from lightning_app import cli
+
+    hidden = [
+        "The number of training batches (22) is smaller than the logging interval Trainer(log_every_n_steps=50).",
+        "It is recommended to use `self.log('val_bpc', ..., sync_dist=True)` when logging on epoch level in distributed"
+        " setting to accumulate the metric across devices.",  # Lightning 2.6's words
+    ]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        cli._quiet_console()
+        for message in [*hidden, "Something a user should see."]:
+            warnings.warn(message, UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["Something a user should see."]
