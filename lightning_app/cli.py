@@ -97,12 +97,12 @@ class TrainerCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         super().parse_arguments(parser, args)
-        seed = self.config[self.config.subcommand].get("seed_everything")
+        subcommand = self.config.subcommand
+        seed = self.config[subcommand].get("seed_everything")
         if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
             raise UsageError(f"seed_everything must be between 0 and 2**32 - 1, got {seed}.")
         # The model and data keys this command sets itself (a flag, or a value other than the default from a
         # config file): validate and test take the others from the checkpoint.
-        subcommand = self.config.subcommand
         defaults = parser.parse_args([subcommand])[subcommand]
         flags = {arg.split("=", 1)[0].removeprefix("--") for arg in args if arg.startswith("--")}
         self.given = {

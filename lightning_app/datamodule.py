@@ -28,7 +28,7 @@ from .corpus import EMBEDDED_CORPUS_NAME, text_files
 from .credentials import mask_credentials
 from .errors import UsageError, path_error
 from .gutenberg import DEFAULT_IDS, DEFAULT_MIRROR, download_books
-from .token_cache import TokenizedCorpus, load_or_build, text_hash
+from .token_cache import TokenizedCorpus, load_or_build
 from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ class TextDataModule(LightningDataModule):
     @functools.cached_property
     def _text(self) -> dict[str, str]:
         """The text this datamodule reads: a hash of its bytes, and where it comes from."""
-        return {"text_hash": text_hash(self.data_dir), "text": self._source()}
+        return {"text_hash": self.corpus.text_hash, "text": self._source()}
 
     def state_dict(self) -> dict[str, str | int]:
         """Stored in checkpoints, so that resuming on other text or in another order is refused, and scoring on

@@ -12,6 +12,7 @@ rebuilt.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -41,33 +42,36 @@ class TokenizedCorpus:
     tokenizer: Tokenizer
     notes: list[str]  # warnings about the input files (not UTF-8, empty), made when the cache was built
     val_start: int | None = None  # BPE: the first validation token, the end of the text it was fitted on
+    text_hash: str = ""  # the corpus bytes alone (corpus_hashes), set by load_or_build
 
 
-def _hash_text(digest: Any, data_dir: Path | None) -> str:
-    """``digest`` updated with the corpus: every file's size and bytes, in order (or the embedded corpus)."""
+def _hash_text(data_dir: Path | None, *digests: Any) -> list[str]:
+    """Each digest updated with the corpus (every file's size and bytes, in order, or the embedded corpus), in one read."""
+
+    def update(data: bytes) -> None:
+        for digest in digests:
+            digest.update(data)
+
     if data_dir is None:
-        digest.update(embedded_corpus().encode())
+        update(embedded_corpus().encode())
     else:
         for path in text_files(data_dir):
             try:
                 with path.open("rb") as f:
-                    digest.update(f"{os.fstat(f.fileno()).st_size}:".encode())
+                    update(f"{os.fstat(f.fileno()).st_size}:".encode())
                     while chunk := f.read(1 << 20):
-                        digest.update(chunk)
+                        update(chunk)
             except OSError as err:
                 raise path_error(err, "The text file", path, "make it readable or move it out of data.data_dir") from err
-    return digest.hexdigest()[:32]
+    return [digest.hexdigest()[:32] for digest in digests]
 
 
-def corpus_key(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> str:
-    """A hash of the corpus bytes, the tokenizer (kind, and for BPE what it is fitted on) and the cache version."""
+def corpus_hashes(data_dir: Path | None, vocab: str, bpe_vocab_size: int = 4096, val_fraction: float = 0.1) -> tuple[str, str]:
+    """The cache key (a hash of the corpus bytes, the tokenizer, and for BPE what it is fitted on, and the cache
+    version) and a hash of the corpus bytes alone, the same in every version of ctt."""
     bpe = f"{bpe_vocab_size}:{val_fraction}:" if vocab == "bpe" else ""
-    return _hash_text(hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:{bpe}".encode()), data_dir)
-
-
-def text_hash(data_dir: Path | None) -> str:
-    """A hash of the corpus bytes alone: the same text gives the same hash in every version of ctt."""
-    return _hash_text(hashlib.sha256(), data_dir)
+    key, text = _hash_text(data_dir, hashlib.sha256(f"v{CACHE_VERSION}:{vocab}:{bpe}".encode()), hashlib.sha256())
+    return key, text
 
 
 Warn = Callable[[str], None]
@@ -180,13 +184,13 @@ def load_or_build(
     ``bpe_vocab_size`` and ``val_fraction`` matter for ``vocab="bpe"`` only: the BPE learns from
     the first ``1 - val_fraction`` of the characters, and validation starts where they end (``val_start``).
     """
-    key = corpus_key(data_dir, vocab, bpe_vocab_size, val_fraction)
+    key, text_hash = corpus_hashes(data_dir, vocab, bpe_vocab_size, val_fraction)
     bin_path, meta_path = cache_dir / f"{key}.bin", cache_dir / f"{key}.json"
     corpus = _load(bin_path, meta_path)
     if corpus is not None:
         for note in corpus.notes:  # what the build said about the files, said again for this run
             log.warning(note)
-        return corpus
+        return dataclasses.replace(corpus, text_hash=text_hash)
     log.info("Tokenizing %s (%s vocabulary) into %s", data_dir or EMBEDDED_CORPUS_NAME, vocab, bin_path)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -195,4 +199,4 @@ def load_or_build(
         raise path_error(err, "data.cache_dir", cache_dir, "choose another folder or make it writable") from err
     corpus = _load(bin_path, meta_path)
     assert corpus is not None, "a freshly written token cache must load"
-    return corpus
+    return dataclasses.replace(corpus, text_hash=text_hash)

@@ -9,7 +9,7 @@ import pytest
 from lightning_app import token_cache
 from lightning_app.corpus import iter_documents
 from lightning_app.errors import UsageError
-from lightning_app.token_cache import DOCUMENT_SEPARATOR, corpus_key, load_or_build
+from lightning_app.token_cache import DOCUMENT_SEPARATOR, corpus_hashes, load_or_build
 from lightning_app.tokenizer import BPETokenizer
 
 from .conftest import SAMPLE_TEXT
@@ -71,6 +71,10 @@ def test_second_load_does_not_tokenize(text_dir: Path, tmp_path: Path, monkeypat
     assert len(load_or_build(text_dir, "byte", tmp_path / "cache").tokens) > 0
 
 
+def corpus_key(*args, **kwargs) -> str:
+    return corpus_hashes(*args, **kwargs)[0]
+
+
 def test_key_changes_with_content_and_vocab(text_dir: Path):
     key = corpus_key(text_dir, "byte")
     assert corpus_key(text_dir, "char") != key
@@ -79,6 +83,15 @@ def test_key_changes_with_content_and_vocab(text_dir: Path):
     assert corpus_key(text_dir, "byte", bpe_vocab_size=300, val_fraction=0.2) == key
     (text_dir / "a.txt").write_text("changed text")
     assert corpus_key(text_dir, "byte") != key
+
+
+def test_the_text_hash_follows_the_bytes_alone(text_dir: Path, tmp_path: Path):
+    text = corpus_hashes(text_dir, "byte")[1]
+    assert corpus_hashes(text_dir, "char")[1] == corpus_hashes(text_dir, "bpe", bpe_vocab_size=300)[1] == text
+    assert load_or_build(text_dir, "byte", tmp_path / "cache").text_hash == text  # built
+    assert load_or_build(text_dir, "byte", tmp_path / "cache").text_hash == text  # read from the cache
+    (text_dir / "a.txt").write_text("changed text")
+    assert corpus_hashes(text_dir, "byte")[1] != text
 
 
 def test_truncated_cache_is_rebuilt(text_dir: Path, tmp_path: Path):
